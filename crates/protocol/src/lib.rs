@@ -1,0 +1,7 @@
+//! Sans-io wire formats: the uwsgi packet (uWSGI semantics §4.1), the emperor↔vassal
+//! single-byte protocol (§7.4) and the master↔worker control messages.
+//!
+//! Nothing here does I/O, spawns tasks or knows about Python.
+
+pub mod control;
+pub mod emperor;

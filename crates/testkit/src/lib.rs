@@ -1,0 +1,1 @@
+//! liege-testkit (to be written).

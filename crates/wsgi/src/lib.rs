@@ -1,0 +1,1 @@
+//! liege-wsgi (to be written).
