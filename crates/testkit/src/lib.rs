@@ -362,3 +362,68 @@ pub fn children_of(pid: i32) -> Vec<i32> {
 
 /// The Python interpreter liege embeds (used to make venvs in tests).
 pub const PYTHON: &str = "/usr/bin/python3.11";
+
+/// A Python virtualenv made with [`PYTHON`] (the interpreter liege embeds) holding `packages`
+/// (pip requirement strings), created once under `target/test-venvs/` and reused by every
+/// test and run. Creation is serialized with a lock file, so parallel tests may call this.
+/// Returns the venv directory.
+pub fn venv(packages: &[&str]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    packages.hash(&mut h);
+    let root = target_dir().join("test-venvs");
+    std::fs::create_dir_all(&root).expect("mkdir test-venvs");
+    let name = format!("venv-{:016x}", h.finish());
+    let dir = root.join(&name);
+    let lock_file = std::fs::File::create(root.join(format!("{name}.lock"))).expect("lock file");
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("flock");
+    let done = dir.join(".liege-complete");
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let st = Command::new(PYTHON)
+            .args(["-m", "venv"])
+            .arg(&dir)
+            .status()
+            .expect("python -m venv");
+        assert!(st.success(), "{PYTHON} -m venv {} failed", dir.display());
+        if !packages.is_empty() {
+            let st = Command::new(dir.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(packages)
+                .status()
+                .expect("pip install");
+            assert!(st.success(), "pip install {packages:?} failed");
+        }
+        std::fs::write(&done, packages.join("\n")).expect("marker");
+    }
+    dir
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, or `<workspace>/target`).
+pub fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    let mut p = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/test-xxxx → target
+    while p.file_name().is_some_and(|n| n != "target") {
+        if !p.pop() {
+            break;
+        }
+    }
+    if p.as_os_str().is_empty() || p == Path::new("/") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
+    } else {
+        p
+    }
+}
+
+/// The repository root (for `vassals.example/`, `tests/apps/`, fixtures).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
