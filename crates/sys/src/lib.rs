@@ -1,7 +1,15 @@
 //! The OS layer: every `unsafe` call and raw fd lives here (fork/exec, CLOEXEC, sockets,
-//! credentials, signals, pdeathsig). No policy: callers decide when and why.
+//! credentials, signals, pdeathsig, pidfiles, log files). No policy: callers decide when and
+//! why.
 
+pub mod creds;
+pub mod fd;
 pub mod log;
+pub mod logfile;
+pub mod net;
+pub mod pidfile;
+pub mod signals;
+pub mod spawn;
 
 pub use nix::sys::signal::Signal;
 use std::path::Path;
@@ -29,4 +37,16 @@ pub fn signal_pidfile(pidfile: &Path, sig: Signal) -> Result<(), String> {
             pidfile.display()
         )
     })
+}
+
+/// Make a FIFO at `path` with mode 0600 (removing whatever was there).
+pub fn make_fifo(path: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(std::io::Error::from)
+}
+
+/// `prctl(PR_SET_PDEATHSIG)` for the calling process.
+pub fn set_pdeathsig(sig: Signal) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)
 }
