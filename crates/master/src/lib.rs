@@ -1,5 +1,8 @@
 //! The master role: binds the sockets, drops privileges, supervises workers, reloads.
 
+pub mod state;
+pub mod supervisor;
+
 use liege_config::Settings;
 
 /// Run a master until it stops; returns the process exit code.
