@@ -180,6 +180,9 @@ impl Master {
         env: Vec<(String, String)>,
     ) -> Result<Master, BootError> {
         let cfg = settings.master.clone();
+        // Nothing we inherited is passed on unless we say so (the emperor pipe, systemd and
+        // fd://N sockets are kept open, but not across exec).
+        liege_sys::fd::cloexec_all_from(3);
         for w in &settings.warnings {
             tracing::warn!("{w}");
         }

@@ -127,3 +127,19 @@ pub fn poll(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<i16>> {
     }
     Ok(pfds.into_iter().map(|p| p.revents).collect())
 }
+
+/// Set CLOEXEC on every open descriptor >= `from`, so nothing we inherited by accident
+/// (a shell's stray fds, a test harness's pipes) leaks into the processes we exec.
+pub fn cloexec_all_from(from: RawFd) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= from)
+        .collect();
+    for fd in fds {
+        // The read_dir fd itself is closed by now; errors (EBADF) are harmless.
+        let _ = set_cloexec(fd, true);
+    }
+}
