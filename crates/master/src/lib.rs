@@ -27,6 +27,7 @@ pub mod control;
 pub mod master;
 pub mod sockets;
 pub mod state;
+pub mod stats;
 pub mod supervisor;
 
 use liege_config::Settings;

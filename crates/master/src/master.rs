@@ -121,6 +121,7 @@ pub struct Master {
     touches: Vec<Touch>,
     log: Option<LogRelay>,
     pidfiles: Vec<PathBuf>,
+    stats: Option<crate::stats::StatsServer>,
     loyal_sent: bool,
     last_tick: Instant,
     last_heartbeat: Instant,
@@ -271,6 +272,28 @@ impl Master {
             cfg.no_initgroups,
         )?;
         let sockets = Sockets::open(&cfg, inherited)?;
+        let stats = match &cfg.stats {
+            Some(addr) => {
+                let (backlog, _) = liege_sys::net::effective_backlog(cfg.listen);
+                let b = liege_sys::net::bind(
+                    addr,
+                    liege_sys::net::BindOptions {
+                        backlog,
+                        reuse_port: false,
+                    },
+                )?;
+                if let (liege_config::BindAddr::Unix(p), Some(mode)) = (addr, cfg.chmod_socket) {
+                    let _ = liege_sys::net::chmod(p, mode);
+                }
+                tracing::info!("stats server on {}", b.local);
+                Some(crate::stats::StatsServer::new(
+                    b,
+                    cfg.stats_http,
+                    cfg.stats_minified,
+                ))
+            }
+            None => None,
+        };
         if sockets.listeners.is_empty() {
             tracing::warn!("no socket configured: workers will have nothing to accept on");
         }
@@ -329,6 +352,7 @@ impl Master {
             touches,
             log,
             pidfiles,
+            stats,
             loyal_sent: false,
             last_tick: now,
             last_heartbeat: now,
@@ -373,6 +397,13 @@ impl Master {
                     fds.push((r.as_raw_fd(), POLLIN));
                     fds.len() - 1
                 });
+            let stats_base = fds.len();
+            let stats_fds = self
+                .stats
+                .as_ref()
+                .map(|s| s.poll_fds())
+                .unwrap_or_default();
+            fds.extend(stats_fds.iter().copied());
             let controls = self.children.control_fds();
             let ctl_base = fds.len();
             fds.extend(controls.iter().map(|&(_, fd)| (fd, POLLIN)));
@@ -414,6 +445,13 @@ impl Master {
                 if revents[ctl_base + k] & (POLLIN | POLLHUP | POLLERR) != 0 {
                     self.read_worker(pid, now);
                 }
+            }
+            if let Some(st) = &mut self.stats {
+                st.handle(
+                    &revents[stats_base..stats_base + stats_fds.len()],
+                    &self.sup,
+                    &self.sockets,
+                );
             }
             for a in actions {
                 self.act(a, now);
@@ -697,8 +735,14 @@ impl Master {
             pidfiles,
             fifos,
             log,
+            stats,
             ..
         } = self;
+        if let Some(st) = stats {
+            if let (true, Some((path, dev, ino))) = (cfg.vacuum, st.unix_inode()) {
+                liege_sys::net::vacuum_unix(&path, dev, ino);
+            }
+        }
         if let Some(l) = &log {
             l.relay();
         }
