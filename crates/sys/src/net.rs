@@ -360,6 +360,28 @@ pub fn vacuum_unix(path: &Path, dev: u64, ino: u64) -> bool {
     }
 }
 
+/// The current accept queue length and its maximum (the backlog) of a listening TCP socket
+/// (Linux `TCP_INFO`: `tcpi_unacked` / `tcpi_sacked`). None for non-TCP sockets.
+pub fn listen_queue(fd: RawFd) -> Option<(u32, u32)> {
+    // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it and
+    // fails (ENOPROTOOPT/EOPNOTSUPP) on non-TCP sockets.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        if r != 0 {
+            return None;
+        }
+        Some((info.tcpi_unacked, info.tcpi_sacked))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,27 +488,5 @@ mod tests {
         );
         assert!(systemd_fds(Some("1"), Some("2"), None).is_empty());
         assert!(systemd_fds(None, Some("2"), None).is_empty());
-    }
-}
-
-/// The current accept queue length and its maximum (the backlog) of a listening TCP socket
-/// (Linux `TCP_INFO`: `tcpi_unacked` / `tcpi_sacked`). None for non-TCP sockets.
-pub fn listen_queue(fd: RawFd) -> Option<(u32, u32)> {
-    // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it and
-    // fails (ENOPROTOOPT/EOPNOTSUPP) on non-TCP sockets.
-    unsafe {
-        let mut info: libc::tcp_info = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        let r = libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        );
-        if r != 0 {
-            return None;
-        }
-        Some((info.tcpi_unacked, info.tcpi_sacked))
     }
 }
