@@ -31,6 +31,15 @@ pub struct RealChildren {
     controls: BTreeMap<i32, OwnedFd>,
 }
 
+/// The master's environment without the variables only the master may see (for attached
+/// daemons and cron jobs).
+pub fn public_env(base: &[(String, String)]) -> Vec<(String, String)> {
+    base.iter()
+        .filter(|(k, _)| !PRIVATE_ENV.contains(&k.as_str()) && !k.starts_with("LIEGE__"))
+        .cloned()
+        .collect()
+}
+
 /// The environment a worker gets: the master's, minus private variables, with the app's
 /// `unenv` removed and `env = K=V` applied.
 pub fn worker_env(

@@ -162,6 +162,7 @@ impl Fifos {
 
 /// `touch-reload`-style files: fire when the mtime (whole seconds) increases, when a missing
 /// file appears, and once when it disappears (uWSGI §2.6).
+#[derive(Debug)]
 pub struct Touch {
     pub path: PathBuf,
     pub action: Action,

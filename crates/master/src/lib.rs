@@ -24,6 +24,7 @@
 
 pub mod children;
 pub mod control;
+pub mod daemons;
 pub mod master;
 pub mod sockets;
 pub mod state;

@@ -122,6 +122,8 @@ pub struct Master {
     log: Option<LogRelay>,
     pidfiles: Vec<PathBuf>,
     stats: Option<crate::stats::StatsServer>,
+    daemons: crate::daemons::Daemons,
+    cron: crate::daemons::Cron,
     loyal_sent: bool,
     last_tick: Instant,
     last_heartbeat: Instant,
@@ -337,6 +339,9 @@ impl Master {
         };
         notify.send(&[sd_notify::NotifyState::Status("starting workers")]);
         let sup = Supervisor::new(generation_of(&cfg));
+        let public = crate::children::public_env(&env);
+        let daemons = crate::daemons::Daemons::new(&cfg.daemons, public.clone(), cfg.reload_mercy);
+        let cron = crate::daemons::Cron::new(&cfg.crons, public, cfg.cron_harakiri);
         let now = Instant::now();
         Ok(Master {
             argv,
@@ -353,6 +358,8 @@ impl Master {
             log,
             pidfiles,
             stats,
+            daemons,
+            cron,
             loyal_sent: false,
             last_tick: now,
             last_heartbeat: now,
@@ -361,12 +368,13 @@ impl Master {
 
     /// The loop; returns the exit code.
     pub fn run(mut self) -> i32 {
+        self.daemons.tick(Instant::now());
         loop {
             let now = Instant::now();
             self.reap(now);
             let wake = self.sup.tick(now, &mut self.children);
             self.handle_notices();
-            if self.sup.phase == Phase::Stopped {
+            if self.sup.phase == Phase::Stopped && self.daemons.all_stopped() {
                 break;
             }
             if now.duration_since(self.last_tick) >= TICK {
@@ -451,6 +459,7 @@ impl Master {
                     &revents[stats_base..stats_base + stats_fds.len()],
                     &self.sup,
                     &self.sockets,
+                    &self.daemons.stats(),
                 );
             }
             for a in actions {
@@ -549,6 +558,13 @@ impl Master {
                     }
                 }
             }
+            let (daemon, control_died) = self.daemons.on_exit(pid, exit, now);
+            if control_died {
+                self.act(Action::Stop { graceful: true }, now);
+            }
+            if daemon || self.cron.on_exit(pid, exit) {
+                continue;
+            }
             self.children.forget(pid);
             self.sup.on_exit(pid, exit, now, &mut self.children);
         }
@@ -624,6 +640,10 @@ impl Master {
             l.relay();
             l.check_size();
         }
+        self.daemons.tick(now);
+        if !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped) {
+            self.cron.tick(now, crate::daemons::local_fields());
+        }
     }
 
     fn act(&mut self, a: Action, now: Instant) {
@@ -632,6 +652,7 @@ impl Master {
                 if !matches!(self.sup.phase, Phase::Stopping { .. }) {
                     self.notify.send(&[sd_notify::NotifyState::Stopping]);
                 }
+                self.daemons.stop(now);
                 self.sup.stop(graceful, now, &mut self.children);
             }
             Action::Reload { kind, reread } => {
@@ -642,7 +663,7 @@ impl Master {
                     self.notify.send(&[sd_notify::NotifyState::Reloading, t]);
                 }
                 let next = if reread {
-                    match self.reread() {
+                    match self.reread(now) {
                         Ok(g) => Some(g),
                         Err(e) => {
                             tracing::error!("reload aborted, keeping the running generation: {e}");
@@ -693,7 +714,7 @@ impl Master {
     }
 
     /// Parse the command line again (the ini may have changed) and update the sockets.
-    fn reread(&mut self) -> Result<Generation, String> {
+    fn reread(&mut self, now: Instant) -> Result<Generation, String> {
         let settings = match liege_config::parse_command_line(&self.argv, &self.env) {
             Ok(liege_config::Action::Run(s)) => *s,
             Ok(other) => {
@@ -716,6 +737,8 @@ impl Master {
         self.sockets.update(&cfg).map_err(|e| e.to_string())?;
         self.children.listeners = self.sockets.inherited();
         self.touches = touches_of(&cfg);
+        self.daemons.reload(&cfg.daemons, now);
+        self.cron.reload(&cfg.crons, cfg.cron_harakiri);
         let g = generation_of(&cfg);
         // Options that only apply at start (uid, chroot, pidfile, daemonize, ...) keep their
         // first value; the rest follow the new file.
@@ -736,8 +759,10 @@ impl Master {
             fifos,
             log,
             stats,
+            mut daemons,
             ..
         } = self;
+        daemons.kill_remaining();
         if let Some(st) = stats {
             if let (true, Some((path, dev, ino))) = (cfg.vacuum, st.unix_inode()) {
                 liege_sys::net::vacuum_unix(&path, dev, ino);

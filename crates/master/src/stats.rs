@@ -23,9 +23,18 @@ struct Top {
     uid: u32,
     gid: u32,
     cwd: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    daemons: Vec<DaemonStat>,
     locks: Vec<serde_json::Value>,
     sockets: Vec<Sock>,
     workers: Vec<Wk>,
+}
+
+#[derive(Serialize)]
+struct DaemonStat {
+    cmd: String,
+    pid: i32,
+    respawns: u64,
 }
 
 #[derive(Serialize)]
@@ -76,7 +85,12 @@ struct Core {
 }
 
 /// Render the stats JSON (tab-indented like uWSGI, or minified).
-pub fn render(sup: &Supervisor, sockets: &Sockets, minified: bool) -> Vec<u8> {
+pub fn render(
+    sup: &Supervisor,
+    sockets: &Sockets,
+    daemons: &[(String, i32, u64)],
+    minified: bool,
+) -> Vec<u8> {
     let mut listen_queue = 0;
     let socks: Vec<Sock> = sockets
         .listeners
@@ -153,6 +167,14 @@ pub fn render(sup: &Supervisor, sockets: &Sockets, minified: bool) -> Vec<u8> {
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        daemons: daemons
+            .iter()
+            .map(|(cmd, pid, respawns)| DaemonStat {
+                cmd: cmd.clone(),
+                pid: *pid,
+                respawns: *respawns,
+            })
+            .collect(),
         locks: Vec::new(),
         sockets: socks,
         workers: wks,
@@ -211,7 +233,13 @@ impl StatsServer {
     }
 
     /// Handle readiness: accept new clients, write to ready ones, drop finished/late ones.
-    pub fn handle(&mut self, revents: &[i16], sup: &Supervisor, sockets: &Sockets) {
+    pub fn handle(
+        &mut self,
+        revents: &[i16],
+        sup: &Supervisor,
+        sockets: &Sockets,
+        daemons: &[(String, i32, u64)],
+    ) {
         if revents.first().is_some_and(|&r| r != 0) {
             loop {
                 // SAFETY: accept4 on our non-blocking listener; the new fd is owned below.
@@ -228,7 +256,7 @@ impl StatsServer {
                 }
                 // SAFETY: `c` is a fresh fd returned by accept4.
                 let fd = unsafe { OwnedFd::from_raw_fd(c) };
-                let body = render(sup, sockets, self.minified);
+                let body = render(sup, sockets, daemons, self.minified);
                 let mut buf = Vec::new();
                 if self.http {
                     // One read (ignored), as uWSGI does.

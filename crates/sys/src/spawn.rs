@@ -116,6 +116,107 @@ pub fn spawn_self<A: AsRef<OsStr>>(
     Ok(pid)
 }
 
+/// How to run an external command (attached daemons, cron jobs).
+#[derive(Debug, Default, Clone)]
+pub struct CommandOpts {
+    /// New session (and process group), so the whole tree can be signalled with `kill(-pid)`.
+    pub setsid: bool,
+    pub pdeathsig: Option<i32>,
+    pub chdir: Option<std::path::PathBuf>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Keep our stdin instead of /dev/null.
+    pub keep_stdin: bool,
+}
+
+/// fork, then exec `/bin/sh -c command` with `env`. Returns the child pid.
+/// The caller must be single-threaded (the master is).
+pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) -> io::Result<i32> {
+    let sh = c"/bin/sh";
+    let argv_c = [
+        CString::new("sh").expect("no NUL"),
+        CString::new("-c").expect("no NUL"),
+        cstring(OsStr::new(command))?,
+    ];
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
+        .collect::<Result<_, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let chdir = opts
+        .chdir
+        .as_ref()
+        .map(|p| cstring(p.as_os_str()))
+        .transpose()?;
+    let devnull = c"/dev/null";
+    let o = opts.clone();
+    // SAFETY: the parent is single-threaded (documented precondition). The child only calls
+    // async-signal-safe functions (setsid, open, dup2, close, prctl, chdir, setgroups, setgid,
+    // setuid, sigprocmask, signal, execve, _exit) on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            if o.setsid {
+                libc::setsid();
+            }
+            if !o.keep_stdin {
+                let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
+                if fd >= 0 {
+                    libc::dup2(fd, 0);
+                    if fd != 0 {
+                        libc::close(fd);
+                    }
+                }
+            }
+            if let Some(sig) = o.pdeathsig {
+                libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+            }
+            if let Some(dir) = &chdir {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(gid) = o.gid {
+                if libc::setgroups(0, std::ptr::null()) != 0 && libc::geteuid() == 0 {
+                    libc::_exit(126);
+                }
+                if libc::setgid(gid) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(uid) = o.uid {
+                if libc::setuid(uid) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execve(sh.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    Ok(pid)
+}
+
+/// Signal a whole process group (a daemon or cron job started with `setsid`).
+pub fn kill_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid signals the group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
 /// `waitpid(-1, WNOHANG)`: one reaped child, if any, as (pid, exit).
 pub fn reap_one() -> Option<(i32, Exit)> {
     let mut status: libc::c_int = 0;
