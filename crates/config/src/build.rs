@@ -58,6 +58,8 @@ struct Item {
     bare: bool,
     origin: Origin,
     class: Class,
+    /// From an inherited file: not expanded.
+    late: bool,
 }
 
 /// Run stage 3 over what the sources produced.
@@ -114,6 +116,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                     bare: false,
                     origin: e.origin,
                     class,
+                    late: e.late,
                 });
             }
             _ => {
@@ -130,6 +133,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                     bare: e.bare,
                     origin: e.origin,
                     class,
+                    late: e.late,
                 });
             }
         }
@@ -138,7 +142,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
     // 2. expansion: `$()` then `@()` on every entry...
     let env_map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let env_lookup = |n: &str| env_map.get(n).map(|v| v.to_string());
-    for it in &mut items {
+    for it in items.iter_mut().filter(|it| !it.late) {
         let v = expand_env(&it.value, &env_lookup);
         let mut read_errors = Vec::new();
         let v = expand_files(&v, &read_file, &mut read_errors);
@@ -185,7 +189,14 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
     };
 
     for it in &items {
-        let ex = expand_placeholders(&it.value, &lookup);
+        let ex = if it.late {
+            crate::expand::Expanded {
+                value: it.value.clone(),
+                ..Default::default()
+            }
+        } else {
+            expand_placeholders(&it.value, &lookup)
+        };
         match it.class {
             Class::Placeholder => placeholders.push(Placeholder {
                 name: it.key.clone(),
@@ -241,7 +252,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                     ));
                     continue;
                 }
-                if !def.implemented {
+                if !is_implemented(def) {
                     soft(
                         ConfigError::NotImplementedYet {
                             option: it.key.clone(),
@@ -282,6 +293,15 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                 if bad {
                     continue;
                 }
+                if def.kind != registry::Kind::Str
+                    && matches!(it.origin, Origin::File { .. })
+                    && (ex.value.contains(" ;") || ex.value.contains(" #"))
+                {
+                    warnings.push(format!(
+                        "{}: the value of `{}` is `{}`: uWSGI ini files have no inline comments, so `;`/`#` and what follows are part of the value",
+                        it.origin, it.key, ex.value
+                    ));
+                }
                 match apply(&mut settings, def, &ex.value, it.bare, &mut cx) {
                     Ok(()) => {
                         cx.last
@@ -309,6 +329,23 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
         applied,
         placeholders,
         errors,
+    }
+}
+
+/// The registry's `implemented` flag (tests can flip it for one option on their thread).
+fn is_implemented(def: &OptDef) -> bool {
+    #[cfg(test)]
+    if test_hooks::NOT_YET.with(|n| n.borrow().contains(&def.name)) {
+        return false;
+    }
+    def.implemented
+}
+
+#[cfg(test)]
+pub(crate) mod test_hooks {
+    thread_local! {
+        /// Options treated as `implemented: false` by this thread's parses.
+        pub static NOT_YET: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 }
 
@@ -683,6 +720,12 @@ fn finish(s: &mut Settings, cx: &mut Cx, errors: &mut Vec<ConfigError>) {
                     m.cheaper, m.processes
                 ),
             ));
+        }
+    }
+    // A vassal (§7.3): `daemonize` turns into `logto`; the emperor supervises it.
+    if s.emperor_fd.is_some() {
+        if let Some(d) = m.daemonize.take() {
+            m.logto = Some(d);
         }
     }
     if m.die_on_idle && m.idle.is_none() {

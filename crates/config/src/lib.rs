@@ -58,7 +58,7 @@ pub fn parse_in(
     let mut loader = source::Loader::new(cwd.to_path_buf());
     loader.env(env);
     loader.args(args);
-    let collected = loader.out;
+    let collected = loader.finish();
     let c = collected.commands.clone();
     if c.help || (args.is_empty() && collected.entries.is_empty() && collected.errors.is_empty()) {
         return Ok(Action::Help(render::help()));
@@ -98,7 +98,7 @@ pub fn parse_ini_str(text: &str, path: &Path, cwd: &Path) -> Result<Settings, Ve
     let mut loader = source::Loader::new(cwd.to_path_buf());
     let fm = magic::FileMagic::new(path, &path.to_string_lossy(), "", cwd);
     loader.parse_ini(text, path, None, &fm);
-    let outcome = build::build(loader.out, &[], cwd);
+    let outcome = build::build(loader.finish(), &[], cwd);
     if outcome.errors.is_empty() {
         Ok(outcome.settings)
     } else {

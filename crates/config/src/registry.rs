@@ -199,7 +199,8 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Commands, "status", K::Str, "print an emperor's stats (from ADDR) as a table and exit; also `liege emperor-status ADDR`"),
     // --- configuration ---------------------------------------------------------------------
     o(G::Config, "ini", K::Path, "load FILE[:section] in place (default section [uwsgi]; [liege] is read too)").rep(),
-    o(G::Config, "include", K::Path, "splice another ini file in place (same section)").rep(),
+    o(G::Config, "include", K::Path, "splice another ini file in place").rep(),
+    o(G::Config, "inherit", K::Path, "append an ini file after all other sources; its values escape $()/@()/%() expansion").rep(),
     o(G::Config, "set-placeholder", K::Str, "define a placeholder: NAME=VALUE, usable as %(NAME)").al(&["set-ph"]).rep(),
     o(G::Config, "set", K::Str, "NAME=VALUE: set option NAME, or a placeholder if NAME is not an option").sh('S').rep(),
     o(G::Config, "strict", K::Bool, "unknown and unimplemented options are errors (liege default: true; strict = false is lenient)").def("true"),
@@ -369,7 +370,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("sqlite3", "liege reads ini files only"),
     ("ldap", "liege reads ini files only"),
     ("config", "liege reads ini files only; use ini"),
-    ("inherit", ""),
     ("declare-option", ""),
     ("declare-option2", ""),
     ("for", "config logic is not supported"),

@@ -26,6 +26,9 @@ pub struct Entry {
     /// A bare key (`master` in an ini file, `--master` on the command line): no value given.
     pub bare: bool,
     pub origin: Origin,
+    /// From an `inherit`ed file: appended after every other source and, as in uWSGI, not
+    /// subject to `$()`/`@()`/`%()` expansion (only magic variables apply).
+    pub late: bool,
 }
 
 /// Commands given on the command line (not options of the server itself).
@@ -78,6 +81,10 @@ pub struct Loader {
     /// The last ini file loaded (for `:section` without a file).
     last_ini: Option<PathBuf>,
     depth: usize,
+    /// `inherit` files, loaded by [`Loader::finish`] after every other source.
+    inherits: Vec<(String, Origin)>,
+    /// Entries being read now come from an inherited file.
+    late: bool,
     pub out: Collected,
 }
 
@@ -95,6 +102,8 @@ impl Loader {
             first: None,
             last_ini: None,
             depth: 0,
+            inherits: Vec::new(),
+            late: false,
             out: Collected::default(),
         }
     }
@@ -137,11 +146,16 @@ impl Loader {
                 self.load_config_arg(value, &origin, &key, key == "ini");
                 continue;
             }
+            if key == "inherit" {
+                self.inherits.push((value.clone(), origin));
+                continue;
+            }
             self.out.entries.push(Entry {
                 key,
                 value: value.clone(),
                 bare: false,
                 origin,
+                late: self.late,
             });
         }
     }
@@ -201,6 +215,7 @@ impl Loader {
                         value: v,
                         bare,
                         origin,
+                        late: self.late,
                     });
                     continue;
                 };
@@ -314,6 +329,29 @@ impl Loader {
         }
     }
 
+    /// Load the `inherit`ed files (uWSGI: not immediate, so appended after every other source,
+    /// and their values escape late expansion). Call once, after [`Loader::env`] and
+    /// [`Loader::args`]. Returns the finished collection.
+    pub fn finish(mut self) -> Collected {
+        self.late = true;
+        let mut loaded = 0;
+        while loaded < self.inherits.len() {
+            let (arg, origin) = self.inherits[loaded].clone();
+            loaded += 1;
+            if loaded > MAX_INCLUDE_DEPTH {
+                self.out.errors.push(ConfigError::invalid(
+                    "inherit",
+                    &arg,
+                    &origin,
+                    format!("more than {MAX_INCLUDE_DEPTH} inherited files (an inherit loop?)"),
+                ));
+                break;
+            }
+            self.load_config_arg(&arg, &origin, "inherit", false);
+        }
+        self.out
+    }
+
     /// One recognised command-line option: commands are recorded, config loaders run at once,
     /// everything else becomes an entry.
     fn cli_option(
@@ -335,11 +373,13 @@ impl Loader {
             "status" => c.status = Some(value),
             "ini" => self.load_config_arg(&value, &origin, "ini", true),
             "include" => self.load_config_arg(&value, &origin, "include", false),
+            "inherit" => self.inherits.push((value, origin)),
             _ => self.out.entries.push(Entry {
                 key: written.to_string(),
                 value,
                 bare,
                 origin,
+                late: self.late,
             }),
         }
     }
@@ -362,6 +402,16 @@ impl Loader {
                     return;
                 }
             }
+        } else if let Some((scheme, _)) = file.split_once("://") {
+            self.out.errors.push(ConfigError::invalid(
+                option,
+                arg,
+                origin,
+                format!(
+                    "{scheme}:// config sources are not implemented by liege (plain files are)"
+                ),
+            ));
+            return;
         } else if Path::new(file).is_absolute() {
             PathBuf::from(file)
         } else {
@@ -456,11 +506,16 @@ impl Loader {
                 self.load_config_arg(&value, &origin, &key, false);
                 continue;
             }
+            if key == "inherit" {
+                self.inherits.push((value, origin));
+                continue;
+            }
             self.out.entries.push(Entry {
                 key,
                 value,
                 bare,
                 origin,
+                late: self.late,
             });
         }
         if !found {

@@ -684,3 +684,80 @@ fn arithmetic_in_files() {
     let s = ini_settings("[uwsgi]\nbase = 5\nprocesses = %(base 2 + 3)\nthreads = %(base * 2)\n");
     assert_eq!((s.master.processes, s.master.worker.threads), (55, 10));
 }
+
+#[test]
+fn inherit_is_appended_late_and_not_expanded() {
+    let d = Dir::new(&[
+        ("tpl.ini", "[uwsgi]\nprocesses = 4\nenv = T=%(x)\n"),
+        (
+            "app.ini",
+            "[uwsgi]\nx = 1\nchdir = /%(x)\nprocesses = 2\nthreads = 2\n",
+        ),
+    ]);
+    let s = d.settings(&[
+        "--inherit",
+        &d.p("tpl.ini"),
+        "--ini",
+        &d.p("app.ini"),
+        "--threads",
+        "3",
+    ]);
+    // Inherited entries come after everything else: they win for scalars...
+    assert_eq!(s.master.processes, 4);
+    assert_eq!(s.master.worker.threads, 3);
+    // ...and escape %() expansion.
+    assert_eq!(s.master.worker.app.env, vec!["T=%(x)"]);
+    assert_eq!(s.master.worker.app.chdir, Some("/1".into()));
+}
+
+#[test]
+fn a_vassal_logs_instead_of_daemonizing() {
+    let s = settings_env(
+        &["--daemonize", "/var/log/v.log"],
+        &[("UWSGI_EMPEROR_FD", "3")],
+    );
+    assert_eq!(s.master.daemonize, None);
+    assert_eq!(s.master.logto, Some("/var/log/v.log".into()));
+    let s = settings(&["--daemonize", "/var/log/v.log"]);
+    assert_eq!(s.master.daemonize, Some("/var/log/v.log".into()));
+}
+
+#[test]
+fn inline_comment_lookalikes_warn() {
+    let s = ini_settings("[uwsgi]\nvacuum = false ; not really\n");
+    // uWSGI semantics: the value is `false ; not really`, which is true.
+    assert!(s.master.vacuum);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("no inline comments")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn options_flagged_not_implemented_are_errors_saying_so() {
+    crate::build::test_hooks::NOT_YET.with(|n| n.borrow_mut().push("cheap"));
+    let e = ini_errors("[uwsgi]\ncheap = true\n");
+    assert!(
+        e[0].contains("option `cheap` (value `true`) is recognised but not implemented yet")
+            && e[0].contains("line 2"),
+        "{e:?}"
+    );
+    let s = ini_settings("[uwsgi]\nstrict = false\ncheap = true\n");
+    assert!(!s.master.cheap);
+    assert!(
+        s.warnings[0].contains("not implemented yet"),
+        "{:?}",
+        s.warnings
+    );
+    crate::build::test_hooks::NOT_YET.with(|n| n.borrow_mut().clear());
+}
+
+#[test]
+fn config_sources_with_schemes_are_not_implemented() {
+    let e = errors(&["--ini", "http://example.com/app.ini"]);
+    assert!(
+        e[0].contains("http:// config sources are not implemented"),
+        "{e:?}"
+    );
+}
