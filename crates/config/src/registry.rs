@@ -177,6 +177,12 @@ impl OptDef {
         self.arg = Arg::Optional;
         self
     }
+    /// Mark an option as recognised but not implemented yet: using it becomes an error saying
+    /// so (a warning in lenient mode). For the lead to flip options no role crate implements.
+    pub const fn not_yet(mut self) -> Self {
+        self.implemented = false;
+        self
+    }
 
     /// All names (canonical first).
     pub fn names(&self) -> impl Iterator<Item = &'static str> {
@@ -619,6 +625,19 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("die-on-no-workers", ""),
 ];
 
+/// uWSGI short flags of options liege does not implement: (flag, long name, takes a value).
+pub const NOT_IMPLEMENTED_SHORT: &[(char, &str, bool)] = &[
+    ('x', "xml", true),
+    ('y', "yaml", true),
+    ('j', "json", true),
+    ('c', "cgi-mode", false),
+    ('a', "abstract-socket", false),
+    ('A', "sharedarea", true),
+    ('Q', "spooler", true),
+    ('r', "reaper", false),
+    ('J', "test", true),
+];
+
 /// Find an option by its canonical name or an alias.
 pub fn lookup(name: &str) -> Option<&'static OptDef> {
     OPTIONS.iter().find(|d| d.names().any(|n| n == name))
@@ -701,6 +720,10 @@ mod tests {
                 assert!(shorts.insert(c), "duplicate short flag -{c}");
             }
             assert!(!d.help.is_empty(), "{} has no help", d.name);
+        }
+        for (c, long, _) in NOT_IMPLEMENTED_SHORT {
+            assert!(shorts.insert(*c), "duplicate short flag -{c}");
+            assert!(not_implemented(long).is_some(), "{long}");
         }
         let mut ni = HashSet::new();
         for (n, _) in NOT_IMPLEMENTED {

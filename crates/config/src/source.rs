@@ -58,6 +58,9 @@ pub const RESERVED_UWSGI_ENV: &[&str] = &[
 /// `LIEGE_*` variables that configure liege itself rather than name an option.
 pub const RESERVED_LIEGE_ENV: &[&str] = &["LIEGE_LOG", "LIEGE_BIN"];
 
+/// What uWSGI's ini reader strips around lines, keys and values.
+const INI_BLANKS: [char; 3] = [' ', '\t', '\r'];
+
 /// Maximum nesting of `ini`/`include` (guards against include loops).
 pub const MAX_INCLUDE_DEPTH: usize = 32;
 
@@ -245,14 +248,42 @@ impl Loader {
                 while k < flags.len() {
                     let c = flags[k];
                     k += 1;
+                    let rest: String = flags[k..].iter().collect();
                     let Some(def) = registry::lookup_short(c) else {
+                        // A uWSGI short flag of an option liege does not implement: recorded
+                        // under its long name so the error says exactly that.
+                        if let Some((_, long, takes)) = registry::NOT_IMPLEMENTED_SHORT
+                            .iter()
+                            .find(|(f, _, _)| *f == c)
+                        {
+                            let value = if !takes {
+                                String::new()
+                            } else if !rest.is_empty() {
+                                rest
+                            } else if i < args.len() {
+                                i += 1;
+                                args[i - 1].clone()
+                            } else {
+                                String::new()
+                            };
+                            self.out.entries.push(Entry {
+                                key: long.to_string(),
+                                value,
+                                bare: !takes,
+                                origin: origin.clone(),
+                                late: self.late,
+                            });
+                            if *takes {
+                                break;
+                            }
+                            continue;
+                        }
                         self.out.errors.push(ConfigError::CommandLine {
                             origin: origin.clone(),
                             message: format!("unknown short option `-{c}`"),
                         });
                         break;
                     };
-                    let rest: String = flags[k..].iter().collect();
                     match def.arg {
                         Arg::None => {
                             self.cli_option(def.name, def.name, String::new(), true, origin.clone())
@@ -470,7 +501,7 @@ impl Loader {
         let mut found = false;
         for (n, raw) in text.split('\n').enumerate() {
             let line_no = n + 1;
-            let trimmed = raw.trim_matches([' ', '\t', '\r']);
+            let trimmed = raw.trim_matches(INI_BLANKS);
             if trimmed.is_empty() || trimmed.starts_with(';') || trimmed.starts_with('#') {
                 continue;
             }
@@ -479,7 +510,7 @@ impl Loader {
                 path: path.to_path_buf(),
                 line: line_no,
             };
-            let line = line.trim_matches([' ', '\t', '\r']);
+            let line = line.trim_matches(INI_BLANKS);
             if line.starts_with('[') {
                 // uWSGI drops the first and last characters and validates nothing else.
                 let mut chars = line.chars();
@@ -499,7 +530,11 @@ impl Loader {
                 ));
             }
             let (key, value, bare) = match line.split_once('=') {
-                Some((k, v)) => (k.trim().to_string(), v.trim().to_string(), false),
+                Some((k, v)) => (
+                    k.trim_matches(INI_BLANKS).to_string(),
+                    v.trim_matches(INI_BLANKS).to_string(),
+                    false,
+                ),
                 None => (line.to_string(), String::new(), true),
             };
             if key == "ini" || key == "include" {
@@ -729,5 +764,59 @@ mod tests {
         assert_eq!(c.status.as_deref(), Some("127.0.0.1:1"));
         let l = args(&["emperor-status", "/run/e.sock"]);
         assert_eq!(l.out.commands.status.as_deref(), Some("/run/e.sock"));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Vec<(String, String, bool)> {
+        let mut l = Loader::with_process(PathBuf::from("/"), ProcessMagic::default());
+        let fm = FileMagic::new(Path::new("/a.ini"), "/a.ini", "", Path::new("/"));
+        l.parse_ini(text, Path::new("/a.ini"), None, &fm);
+        l.out
+            .entries
+            .into_iter()
+            .map(|e| (e.key, e.value, e.bare))
+            .collect()
+    }
+
+    proptest! {
+        /// A line splits at the first `=`; key and value are trimmed; nothing else is special
+        /// (no inline comments, no quotes, no escapes).
+        #[test]
+        fn key_value_lines(key in "[a-z][a-z0-9_-]{0,15}", value in "[^\n\r%]*", pad in "[ \t]{0,3}") {
+            let text = format!("[uwsgi]\n{pad}{key}{pad}={pad}{value}{pad}\r\n");
+            let got = parse(&text);
+            prop_assert_eq!(got, vec![(key, value.trim_matches([' ', '\t', '\r']).to_string(), false)]);
+        }
+
+        /// Repeated keys are all kept, in order.
+        #[test]
+        fn repeats_keep_order(values in proptest::collection::vec("[a-z0-9/]{1,8}", 1..10)) {
+            let text: String = std::iter::once("[uwsgi]\n".to_string())
+                .chain(values.iter().map(|v| format!("k = {v}\n")))
+                .collect();
+            let got: Vec<String> = parse(&text).into_iter().map(|(_, v, _)| v).collect();
+            prop_assert_eq!(got, values);
+        }
+
+        /// Whole-line comments are never entries, whatever they contain.
+        #[test]
+        fn comment_lines_are_ignored(body in "[^\n]*", mark in "[;#]", pad in "[ \t]{0,3}") {
+            let text = format!("[uwsgi]\n{pad}{mark}{body}\n");
+            prop_assert!(parse(&text).is_empty());
+        }
+
+        /// Text without `%` is not changed by magic substitution.
+        #[test]
+        fn magic_without_percent_is_identity(text in "[^%]*") {
+            let fm = FileMagic::default();
+            let pm = ProcessMagic::default();
+            let m = Magic { file: &fm, first: None, process: &pm };
+            prop_assert_eq!(m.substitute(&text).0, text);
+        }
     }
 }

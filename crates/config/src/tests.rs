@@ -761,3 +761,111 @@ fn config_sources_with_schemes_are_not_implemented() {
         "{e:?}"
     );
 }
+
+#[test]
+fn short_flags_of_unimplemented_uwsgi_options_say_so() {
+    let e = errors(&["-Q", "/var/spool", "-M"]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains(
+            "`spooler` (value `/var/spool`) is a uWSGI option that liege does not implement"
+        ),
+        "{e:?}"
+    );
+    assert!(errors(&["-x", "app.xml"])[0].contains("ini files only"));
+}
+
+/// A valid sample value for every option, by name or by type.
+fn sample(def: &registry::OptDef) -> &'static str {
+    use registry::Kind;
+    match def.name {
+        "set-placeholder" | "set" | "vassal-set" => "a=b",
+        "plugins" => "python3",
+        "env" => "A=1",
+        "mount" => "/a=b.py",
+        "static-map" | "static-map2" => "/s=/d",
+        "static-expires"
+        | "static-expires-mtime"
+        | "static-expires-uri"
+        | "static-expires-uri-mtime"
+        | "static-expires-path-info"
+        | "static-expires-path-info-mtime" => "\\.css$ 60",
+        "static-expires-type" | "static-expires-type-mtime" => "text/css=60",
+        "attach-daemon" | "attach-control-daemon" => "sleep 100",
+        "smart-attach-daemon" | "smart-attach-daemon2" => "/tmp/p sleep 100",
+        "attach-daemon2" => "cmd=sleep 100",
+        "cron" | "unique-cron" => "-1 -1 -1 -1 -1 true",
+        "cron2" => "minute=-1 true",
+        "cheaper-algo" => "spare",
+        "chown-socket" => "www-data",
+        "add-header" => "X-A: b",
+        "emperor" => "/etc/vassals",
+        "umask" => "022",
+        _ => match def.kind {
+            Kind::Bool => "true",
+            Kind::Int => "2",
+            Kind::Size => "64k",
+            Kind::Duration => "5",
+            Kind::Addr => "127.0.0.1:0",
+            Kind::Path => "/tmp/x",
+            Kind::Mode => "660",
+            Kind::Str => "x",
+        },
+    }
+}
+
+/// Every registered option has a handler and accepts a valid value from each source.
+#[test]
+fn every_option_accepts_a_valid_value() {
+    for def in registry::OPTIONS {
+        if def.group == registry::Group::Commands
+            || ["ini", "include", "inherit"].contains(&def.name)
+        {
+            continue;
+        }
+        let v = sample(def);
+        let text = format!("[uwsgi]\nprocesses = 8\n{} = {v}\n", def.name);
+        let (d, p) = ini(&text);
+        match run(&[&p], &[], d.0.path()) {
+            Ok(Action::Run(_)) => {}
+            other => panic!("{} = {v}: {other:?}", def.name),
+        }
+        for name in def.names() {
+            let flag = format!("--{name}={v}");
+            match run(&["-p", "8", &flag], &[], Path::new("/")) {
+                Ok(Action::Run(_)) => {}
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
+        let var = format!("UWSGI_{}", def.name.to_uppercase().replace('-', "_"));
+        match run(&["-p", "8"], &[(&var, v)], Path::new("/")) {
+            Ok(Action::Run(s)) => assert!(
+                s.warnings.is_empty()
+                    || def.group == registry::Group::Compat
+                    || def.name == "die-on-idle",
+                "{var}: {:?}",
+                s.warnings
+            ),
+            other => panic!("{var}={v}: {other:?}"),
+        }
+    }
+}
+
+/// Every integer, size and duration option rejects a malformed value, naming it.
+#[test]
+fn every_numeric_option_rejects_garbage() {
+    use registry::Kind;
+    for def in registry::OPTIONS {
+        if !matches!(
+            def.kind,
+            Kind::Int | Kind::Size | Kind::Duration | Kind::Mode
+        ) {
+            continue;
+        }
+        let e = ini_errors(&format!("[uwsgi]\n{} = not-a-number\n", def.name));
+        assert!(
+            e[0].contains(&format!("for option `{}`", def.name)) && e[0].contains("line 2"),
+            "{e:?}"
+        );
+    }
+}
