@@ -400,6 +400,9 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
             }
         }
         "plugins-dir" => {}
+        n if crate::logic::is_opener(n) || crate::logic::is_end(n) => {
+            return Err("config logic (for/if-*/end) works only inside ini files".into())
+        }
         // sockets
         "socket" | "uwsgi-socket" | "http-socket" | "http" => {
             let addr = parse_addr(v)?;
@@ -902,7 +905,7 @@ fn cron2(v: &str) -> Result<CronSpec, String> {
 }
 
 /// `plugins = ...`: liege has Python 3 built in; there are no other plugins to load.
-fn check_plugin(name: &str) -> Result<(), String> {
+pub(crate) fn check_plugin(name: &str) -> Result<(), String> {
     let n = name.trim();
     let py3 = n.strip_prefix("python3").is_some_and(|rest| {
         rest.chars()

@@ -8,6 +8,8 @@
 //!    `include` lines are read at once and spliced in place. Each ini line has its magic
 //!    variables (`%d`, `%n`, ... — [`magic`]) substituted before it is parsed. The result is one
 //!    ordered list of raw `(key, value, origin)` entries.
+//!    Config logic (`for`, `if-env`, `if-exists`, ... — [`logic`]) is evaluated as the
+//!    file is read.
 //! 2. **Classification** ([`build`]): each key is an option of the [`registry`] (by name, alias
 //!    or short flag), a placeholder (`set-placeholder`, `set`, or an unknown key that some value
 //!    references as `%(key)`), a uWSGI option liege does not implement, or an unknown key.
@@ -25,6 +27,7 @@
 pub mod build;
 pub mod error;
 pub mod expand;
+pub mod logic;
 pub mod magic;
 pub mod registry;
 pub mod render;

@@ -11,6 +11,7 @@
 //! substituted in each line's raw text before it is parsed.
 
 use crate::error::{ConfigError, Origin};
+use crate::logic;
 use crate::magic::{FileMagic, Magic, ProcessMagic};
 use crate::registry::{self, Arg};
 use std::ffi::OsString;
@@ -88,6 +89,8 @@ pub struct Loader {
     inherits: Vec<(String, Origin)>,
     /// Entries being read now come from an inherited file.
     late: bool,
+    /// The environment given to [`Loader::env`] (for `if-env`).
+    env_vars: std::collections::HashMap<String, String>,
     pub out: Collected,
 }
 
@@ -107,12 +110,14 @@ impl Loader {
             depth: 0,
             inherits: Vec::new(),
             late: false,
+            env_vars: Default::default(),
             out: Collected::default(),
         }
     }
 
     /// `UWSGI_<NAME>` and `LIEGE_<NAME>` become option `name` (lower-cased, `_` → `-`).
     pub fn env(&mut self, env: &[(String, String)]) {
+        self.env_vars = env.iter().cloned().collect();
         for (var, value) in env {
             if var == "UWSGI_EMPEROR_FD" {
                 match value.trim().parse::<i32>() {
@@ -383,6 +388,110 @@ impl Loader {
         self.out
     }
 
+    /// One `key = value` line of the wanted section, through config logic (§1.6).
+    fn ini_line(
+        &mut self,
+        key: String,
+        value: String,
+        bare: bool,
+        origin: Origin,
+        block: &mut Option<Block>,
+    ) {
+        if logic::is_end(&key) {
+            if block.take().is_none() {
+                self.out.errors.push(ConfigError::invalid(
+                    &key,
+                    &value,
+                    &origin,
+                    "no `for`/`if-*` block is open",
+                ));
+            }
+            return;
+        }
+        if logic::is_opener(&key) {
+            if let Some(b) = block {
+                self.out.errors.push(ConfigError::invalid(
+                    &key,
+                    &value,
+                    &origin,
+                    format!(
+                        "nested config logic is not supported (inside `{}` from {})",
+                        b.opener, b.origin
+                    ),
+                ));
+                return;
+            }
+            let ctx = logic::Context {
+                cwd: &self.cwd,
+                env: &self.env_vars,
+                hostname: &self.process.hostname,
+                entries: &self.out.entries,
+            };
+            *block = Some(match logic::open(&key, &value, &ctx) {
+                Ok(body) => Block {
+                    opener: key,
+                    data: value,
+                    origin,
+                    body,
+                },
+                Err(reason) => {
+                    self.out
+                        .errors
+                        .push(ConfigError::invalid(&key, &value, &origin, reason));
+                    // Skip the body of a block that could not be evaluated.
+                    Block {
+                        opener: key,
+                        data: value,
+                        origin,
+                        body: logic::Body::Skip,
+                    }
+                }
+            });
+            return;
+        }
+        match block.as_ref().map(|b| b.body.clone()) {
+            None => self.emit(key, value, bare, origin),
+            Some(logic::Body::Skip) => {}
+            Some(logic::Body::Take(subst)) => {
+                let value = match subst {
+                    Some(s) => value.replace("%(_)", &s),
+                    None => value,
+                };
+                self.emit(key, value, bare, origin);
+            }
+            // uWSGI applies each line of a `for` block to every item before the next line.
+            Some(logic::Body::Repeat(items)) => {
+                for item in items {
+                    self.emit(
+                        key.replace("%(_)", &item),
+                        value.replace("%(_)", &item),
+                        bare,
+                        origin.clone(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// One entry from an ini file: config loaders run at once, everything else is recorded.
+    fn emit(&mut self, key: String, value: String, bare: bool, origin: Origin) {
+        if key == "ini" || key == "include" {
+            self.load_config_arg(&value, &origin, &key, false);
+            return;
+        }
+        if key == "inherit" {
+            self.inherits.push((value, origin));
+            return;
+        }
+        self.out.entries.push(Entry {
+            key,
+            value,
+            bare,
+            origin,
+            late: self.late,
+        });
+    }
+
     /// One recognised command-line option: commands are recorded, config loaders run at once,
     /// everything else becomes an entry.
     fn cli_option(
@@ -499,6 +608,7 @@ impl Loader {
         };
         let mut current: Option<String> = None;
         let mut found = false;
+        let mut block: Option<Block> = None;
         for (n, raw) in text.split('\n').enumerate() {
             let line_no = n + 1;
             let trimmed = raw.trim_matches(INI_BLANKS);
@@ -537,21 +647,15 @@ impl Loader {
                 ),
                 None => (line.to_string(), String::new(), true),
             };
-            if key == "ini" || key == "include" {
-                self.load_config_arg(&value, &origin, &key, false);
-                continue;
-            }
-            if key == "inherit" {
-                self.inherits.push((value, origin));
-                continue;
-            }
-            self.out.entries.push(Entry {
-                key,
-                value,
-                bare,
-                origin,
-                late: self.late,
-            });
+            self.ini_line(key, value, bare, origin, &mut block);
+        }
+        if let Some(b) = block {
+            self.out.errors.push(ConfigError::invalid(
+                &b.opener,
+                &b.data,
+                &b.origin,
+                format!("block not closed before the end of {}", path.display()),
+            ));
         }
         if !found {
             let want = section.unwrap_or("uwsgi");
@@ -561,6 +665,15 @@ impl Loader {
             ));
         }
     }
+}
+
+/// An open `for` / `if-*` block in an ini file.
+#[derive(Debug)]
+struct Block {
+    opener: String,
+    data: String,
+    origin: Origin,
+    body: logic::Body,
 }
 
 /// Split `file.ini:section` at the last `:` after the final `/` (uWSGI §1.2).

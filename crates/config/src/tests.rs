@@ -820,6 +820,8 @@ fn every_option_accepts_a_valid_value() {
     for def in registry::OPTIONS {
         if def.group == registry::Group::Commands
             || ["ini", "include", "inherit"].contains(&def.name)
+            || crate::logic::is_opener(def.name)
+            || crate::logic::is_end(def.name)
         {
             continue;
         }
@@ -868,4 +870,74 @@ fn every_numeric_option_rejects_garbage() {
             "{e:?}"
         );
     }
+}
+
+// ---- config logic ------------------------------------------------------------------------
+
+#[test]
+fn for_loops_repeat_each_line_per_item() {
+    let s = ini_settings(
+        "[uwsgi]\nfor = 8001 8002\nhttp-socket = :%(_)\nenv = P%(_)=1\nendfor\nprocesses = 2\n",
+    );
+    let ports: Vec<String> = s
+        .master
+        .listeners
+        .iter()
+        .map(|l| l.original.clone())
+        .collect();
+    assert_eq!(ports, vec![":8001", ":8002"]);
+    assert_eq!(s.master.worker.app.env, vec!["P8001=1", "P8002=1"]);
+    assert_eq!(s.master.processes, 2);
+    let s = ini_settings("[uwsgi]\nfor-times = 3\nenv = N%(_)=x\nend-for\n");
+    assert_eq!(s.master.worker.app.env, vec!["N1=x", "N2=x", "N3=x"]);
+}
+
+#[test]
+fn for_glob_and_readline() {
+    let d = Dir::new(&[
+        ("apps/b.py", ""),
+        ("apps/a.py", ""),
+        ("list.txt", "one\ntwo\n"),
+        ("app.ini", "[uwsgi]\nfor-glob = apps/*.py\nmount = /%(_)=%(_)\nendfor\nfor-readline = list.txt\nenv = %(_)=1\nend\n"),
+    ]);
+    let s = d.settings(&[&d.p("app.ini")]);
+    let m: Vec<String> = s
+        .master
+        .worker
+        .app
+        .mounts
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(m, vec!["/apps/a.py", "/apps/b.py"]);
+    assert_eq!(s.master.worker.app.env, vec!["one=1", "two=1"]);
+}
+
+#[test]
+fn if_conditions() {
+    let d = Dir::new(&[("app.ini", "[uwsgi]\nif-env = LIEGE_TEST_MODE\nenv = MODE=%(_)\nendif\nif-env = LIEGE_TEST_MODE=prod\nprocesses = 8\nendif\nif-not-env = NOPE\nthreads = 3\nendif\nif-exists = app.ini\nchdir = %(_)\nendif\nif-dir = nope\nvacuum\nendif\nif-opt = threads=3\nharakiri = 9\nendif\nif-plugin = python3\nmax-requests = 5\nendif\nif-not-plugin = python3\nmax-requests = 6\nend-if\n")]);
+    let env = [("LIEGE_TEST_MODE".to_string(), "dev".to_string())];
+    let Ok(Action::Run(s)) = parse_in(&[OsString::from(d.p("app.ini"))], &env, d.0.path()) else {
+        panic!()
+    };
+    assert_eq!(s.master.worker.app.env, vec!["MODE=dev"]);
+    assert_eq!(s.master.processes, 1);
+    assert_eq!(s.master.worker.threads, 3);
+    assert_eq!(s.master.worker.app.chdir, Some("app.ini".into()));
+    assert!(!s.master.vacuum);
+    assert_eq!(s.master.worker.harakiri, Some(Duration::from_secs(9)));
+    assert_eq!(s.master.worker.max_requests, 5);
+}
+
+#[test]
+fn logic_errors() {
+    assert!(ini_errors("[uwsgi]\nfor = a\nif-env = X\nendif\nendfor\n")
+        .iter()
+        .any(|e| e.contains("nested config logic")));
+    assert!(ini_errors("[uwsgi]\nfor = a b\nenv = %(_)\n")[0].contains("block not closed"));
+    assert!(ini_errors("[uwsgi]\nendif\n")[0].contains("no `for`/`if-*` block is open"));
+    assert!(errors(&["--if-env", "X"])[0].contains("only inside ini files"));
+    assert!(ini_errors("[uwsgi]\nif-reload\n")
+        .iter()
+        .any(|e| e.contains("does not implement")));
 }
