@@ -209,6 +209,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Config, "inherit", K::Path, "append an ini file after all other sources; its values escape $()/@()/%() expansion").rep(),
     o(G::Config, "set-placeholder", K::Str, "define a placeholder: NAME=VALUE, usable as %(NAME)").al(&["set-ph"]).rep(),
     o(G::Config, "set", K::Str, "NAME=VALUE: set option NAME, or a placeholder if NAME is not an option").sh('S').rep(),
+    o(G::Config, "declare-option", K::Str, "declare a custom option: NAME=KEY=VALUE[;KEY=VALUE...] with $1, $2... for its arguments").al(&["declare-option2"]).rep(),
     o(G::Config, "strict", K::Bool, "unknown and unimplemented options are errors (liege default: true; strict = false is lenient)").def("true"),
     o(G::Config, "plugins", K::Str, "uWSGI C plugins to load: python/python3x are built into liege; others are an error").al(&["plugin"]).rep(),
     o(G::Config, "plugins-dir", K::Path, "directory of uWSGI plugins (accepted and ignored: liege has Python built in)").al(&["plugin-dir"]).rep(),
@@ -384,6 +385,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Compat, "memory-report", K::Bool, "liege always samples RSS for the stats").sh('m'),
     o(G::Compat, "no-defer-accept", K::Bool, "accepted; liege does not set TCP_DEFER_ACCEPT"),
     o(G::Compat, "catch-exceptions", K::Bool, "accepted; liege logs tracebacks and returns a 500"),
+    o(G::Compat, "autoload", K::Bool, "liege has Python and HTTP built in: there are no plugins to autoload"),
     o(G::Compat, "hook-accepting1-once", K::Str, "accepted and ignored"),
 ];
 
@@ -397,8 +399,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("sqlite3", "liege reads ini files only"),
     ("ldap", "liege reads ini files only"),
     ("config", "liege reads ini files only; use ini"),
-    ("declare-option", ""),
-    ("declare-option2", ""),
     ("if-reload", "a reload re-reads the files from scratch"),
     ("if-not-reload", "a reload re-reads the files from scratch"),
     ("if-hostname-match", ""),

@@ -195,6 +195,23 @@ fn fixture_debian_emperor() {
     assert!(s.master.listeners.is_empty());
 }
 
+#[test]
+fn fixture_debian_emperor_as_shipped() {
+    let s = settings(&[
+        "--ini",
+        fixtures().join("debian-emperor-full.ini").to_str().unwrap(),
+    ]);
+    let e = s.emperor.as_ref().expect("emperor");
+    assert_eq!(e.monitors, vec!["/etc/uwsgi-emperor/vassals"]);
+    assert_eq!(
+        (e.uid.as_deref(), e.gid.as_deref()),
+        (Some("www-data"), Some("www-data"))
+    );
+    assert!(s.master.no_orphans);
+    assert_eq!(s.master.worker.log_date.as_deref(), Some(""));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
 // ---- sources and order -------------------------------------------------------------------
 
 #[test]
@@ -780,6 +797,7 @@ fn sample(def: &registry::OptDef) -> &'static str {
     use registry::Kind;
     match def.name {
         "set-placeholder" | "set" | "vassal-set" => "a=b",
+        "declare-option" => "myopt=processes=$1",
         "plugins" => "python3",
         "env" => "A=1",
         "mount" => "/a=b.py",
@@ -940,4 +958,27 @@ fn logic_errors() {
     assert!(ini_errors("[uwsgi]\nif-reload\n")
         .iter()
         .any(|e| e.contains("does not implement")));
+}
+
+#[test]
+fn declared_options_expand_in_place() {
+    let s = ini_settings("[uwsgi]\ndeclare-option = app=module=$1;processes=$2;env=APP=$1\nprocesses = 1\napp = shop.wsgi 4\nthreads = 2\n");
+    assert_eq!(s.master.worker.app.module.as_deref(), Some("shop.wsgi"));
+    assert_eq!(s.master.processes, 4);
+    assert_eq!(s.master.worker.app.env, vec!["APP=shop.wsgi"]);
+    let s = settings(&[
+        "--declare-option",
+        "sock=socket=/run/$1.sock",
+        "--sock",
+        "x",
+    ]);
+    assert_eq!(
+        s.master.listeners[0].addr,
+        BindAddr::Unix("/run/x.sock".into())
+    );
+    assert!(
+        ini_errors("[uwsgi]\ndeclare-option = processes=threads=$1\n")[0]
+            .contains("already an option")
+    );
+    assert!(ini_errors("[uwsgi]\ndeclare-option = a=a=$1\na = 1\n")[0].contains("too many entries"));
 }
