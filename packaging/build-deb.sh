@@ -24,7 +24,7 @@ strip=yes
 binary=""
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0" >&2
     exit "${1:-2}"
 }
 
