@@ -17,6 +17,7 @@ apt-get update
 # dpkg-dev: dpkg-deb (+ dpkg-architecture) for the .deb test      passwd: useradd for test users
 # logrotate: checks the packaged logrotate snippet     ca-certificates: pip over HTTPS
 apt-get install -y --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     nginx \
     python3.11 python3.11-venv python3.11-dev libpython3.11-dev \
     build-essential \
