@@ -18,6 +18,7 @@ fn broken_app_then_broken_config_keep_the_old_workers_and_a_fix_reloads() {
     cmd.args(["--ini", "app.ini"]);
     let m = sb.spawn(cmd, "liege");
     wait_version(&addr, "v1", T);
+    wait_ready(&m, 2, T);
     let workers = wait_workers(&m, 2, T);
 
     // The new code does not import.

@@ -46,7 +46,7 @@ fn binds_port_below_1024_then_drops_to_uid_with_its_primary_group() {
         "--uid",
         "liegetest",
     ])
-    .args(["--chown-socket", "liegetest", "--chmod-socket", "660"])
+    .args(["--chown-socket", "liegetest", "--chmod-socket=660"])
     .arg("--http-socket")
     .arg(&sock);
     let m = sb.spawn(cmd, "liege");

@@ -50,7 +50,7 @@ fn every_address_form_at_once_with_chmod_and_vacuum() {
 
     let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
     cmd.args(["--wsgi-file", "app.py", "--processes", "2", "--vacuum"])
-        .args(["--chmod-socket", "660"])
+        .args(["--chmod-socket=660"])
         .args(["--http-socket", &v4])
         .args(["--http-socket", &format!(":{any}")])
         .arg("--socket")
@@ -184,8 +184,10 @@ fn a_listening_fd_0_is_adopted() {
     write_app(&sb, "v1");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
+    // The configured socket has the fd-0 socket's address (the emperor on-demand case): it
+    // is used as that socket (binding it again would fail: the address is taken).
     let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
-    cmd.args(["--wsgi-file", "app.py"]);
+    cmd.args(["--wsgi-file", "app.py", "--http-socket", &addr]);
     let log = sb.path().join("liege.log");
     let f = std::fs::File::create(&log).unwrap();
     cmd.stdin(Stdio::from(OwnedFd::from(l)))
@@ -198,4 +200,9 @@ fn a_listening_fd_0_is_adopted() {
     };
     wait_version(&addr, "v1", T);
     assert!(m.output().contains("fd 0"), "{}", m.output());
+    assert!(
+        m.output().contains("using the inherited socket"),
+        "{}",
+        m.output()
+    );
 }

@@ -24,6 +24,7 @@ fn stats_json_has_the_uwsgi_keys() {
     .args(["--stats", &stats]);
     let m = sb.spawn(cmd, "liege");
     wait_version(&addr, "v1", T);
+    wait_ready(&m, 2, T);
     let raw = raw_tcp(&stats, b"", Duration::from_secs(5)).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
     for k in [

@@ -5,10 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Copy tests/apps/master_app.py into the sandbox as `app.py` with `VERSION = version`.
+///
+/// Each write has a different size (a padding comment grows), because Python's bytecode
+/// cache trusts (mtime in seconds, size): two same-size rewrites within one second would
+/// otherwise load the stale cached code (see the report on wsgi-file loading).
 pub fn write_app(sb: &Sandbox, version: &str) -> PathBuf {
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let src = crate::repo_root().join("tests/apps/master_app.py");
     let text = std::fs::read_to_string(src).expect("tests/apps/master_app.py");
-    let text = text.replace("VERSION = \"v1\"", &format!("VERSION = \"{version}\""));
+    let mut text = text.replace("VERSION = \"v1\"", &format!("VERSION = \"{version}\""));
+    text.push_str(&format!("# write {n} {}\n", "#".repeat(n)));
     sb.write("app.py", &text)
 }
 
@@ -76,4 +83,11 @@ pub fn ensure_user(name: &str) -> (u32, u32) {
 /// Whether this test runs as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Wait until the master has logged `n` workers ready in total (over its whole life).
+pub fn wait_ready(p: &Proc, n: usize, timeout: Duration) {
+    wait_for(timeout, &format!("{n} workers ready"), || {
+        (count_in_output(p, ") ready after ") >= n).then_some(())
+    });
 }
