@@ -520,15 +520,18 @@ impl Supervisor {
             _ => Vec::new(),
         };
         for id in 1..=processes {
-            if pending.contains(&id) {
-                continue;
-            }
             let covered = self
                 .workers
                 .iter()
                 .any(|w| w.id == id && w.state.is_serving());
             if covered {
                 continue;
+            }
+            if pending.contains(&id) {
+                // Its old worker died while waiting for its turn: replace it now.
+                if let Phase::Reloading(r) = &mut self.phase {
+                    r.pending.retain(|&s| s != id);
+                }
             }
             if let Some(t) = self.slots.get(&id).and_then(|s| s.not_before) {
                 if now < t {

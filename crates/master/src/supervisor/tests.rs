@@ -247,3 +247,32 @@ fn spawn_errors_are_retried_with_back_off() {
     s.tick(wake, &mut f);
     assert_eq!(f.spawned.len(), 1);
 }
+
+#[test]
+fn an_old_worker_dying_while_its_slot_waits_is_replaced_at_once() {
+    let mut f = Fake::default();
+    let mut s = Supervisor::new(gen(3));
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    for pid in [101, 102, 103] {
+        s.on_ready(pid, t, &mut f);
+    }
+    s.reload(Some(gen(3)), ReloadKind::Graceful, t, &mut f);
+    assert_eq!(pids_of(&s, 1), vec![104]);
+    // Worker 3 (pending) dies: its slot gets a new-generation worker right away.
+    let later = t + Duration::from_secs(30);
+    s.on_exit(103, Exit::Signal(9), later, &mut f);
+    s.tick(later, &mut f);
+    assert_eq!(pids_of(&s, 1).len(), 2);
+    assert!(s.workers.iter().any(|w| w.id == 3 && w.generation == 1));
+    // The reload still completes.
+    for pid in pids_of(&s, 1) {
+        s.on_ready(pid, later, &mut f);
+    }
+    s.tick(later, &mut f);
+    let last = f.spawned.last().unwrap().0;
+    s.on_ready(last, later, &mut f);
+    s.tick(later, &mut f);
+    assert_eq!(s.phase, Phase::Running);
+    assert_eq!(s.active_generation(), 1);
+}
