@@ -34,6 +34,16 @@ fn fifo_commands_reload_and_stop() {
     let w0 = wait_workers(&m, 2, T);
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // fd hygiene: the master's FIFO (like everything not meant for them) never reaches a worker.
+    for w in &w0 {
+        for e in std::fs::read_dir(format!("/proc/{w}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            assert_ne!(target, fifo, "worker {w} inherited the master fifo");
+        }
+    }
 
     // c: chain reload picks up new code.
     write_app(&sb, "v2");

@@ -118,6 +118,11 @@ impl RealChildren {
 
 impl Children for RealChildren {
     fn spawn(&mut self, id: u32, generation: u64, cfg: &WorkerConfig) -> std::io::Result<i32> {
+        debug_assert_eq!(
+            liege_sys::thread_count(),
+            1,
+            "the master must be single-threaded when it forks"
+        );
         let (mine, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,

@@ -674,6 +674,11 @@ impl Master {
                 } else {
                     None
                 };
+                if reread && self.cfg.log_reopen {
+                    if let Some(l) = &self.log {
+                        l.reopen();
+                    }
+                }
                 self.sup.reload(next, kind, now, &mut self.children);
             }
             Action::LogStatus => {

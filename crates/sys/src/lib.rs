@@ -50,3 +50,16 @@ pub fn make_fifo(path: &Path) -> std::io::Result<()> {
 pub fn set_pdeathsig(sig: Signal) -> std::io::Result<()> {
     nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)
 }
+
+/// Number of threads of this process (from /proc/self/status); 0 if unknown. The master
+/// asserts it is 1 before every fork.
+pub fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
