@@ -542,8 +542,15 @@ impl Master {
             match m {
                 FromWorker::Ready { .. } => self.sup.on_ready(pid, now, &mut self.children),
                 FromWorker::Stats(s) => self.sup.on_stats(pid, s),
-                FromWorker::Busy { .. } => self.sup.on_busy(pid, true),
-                FromWorker::Idle => self.sup.on_busy(pid, false),
+                FromWorker::Busy { since_unix_ms } => {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(since_unix_ms);
+                    let ago = Duration::from_millis(now_ms.saturating_sub(since_unix_ms));
+                    self.sup.on_busy(pid, Some(ago), now)
+                }
+                FromWorker::Idle => self.sup.on_busy(pid, None, now),
             }
         }
     }

@@ -124,7 +124,7 @@ pub fn render(
                 requests: w.stats.requests,
                 delta_requests: w.stats.requests,
                 exceptions: w.stats.exceptions,
-                harakiri_count: 0,
+                harakiri_count: sup.harakiri_count(w.id),
                 signals: 0,
                 signal_queue: 0,
                 status: if w.busy || w.stats.in_request > 0 {

@@ -53,6 +53,8 @@ pub struct Worker {
     pub spawned_unix: u64,
     pub stats: WorkerStats,
     pub busy: bool,
+    /// When the request in progress started (from `Busy`), for harakiri.
+    pub busy_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,6 +64,7 @@ struct Slot {
     started: bool,
     not_before: Option<Instant>,
     respawns: u64,
+    harakiris: u64,
 }
 
 /// Things the outside world should hear about (emperor bytes, systemd, logs in tests).
@@ -220,10 +223,16 @@ impl Supervisor {
         }
     }
 
-    pub fn on_busy(&mut self, pid: i32, busy: bool) {
+    /// `Busy { since }` (Some: how long ago the request started) or `Idle` (None).
+    pub fn on_busy(&mut self, pid: i32, busy_for: Option<Duration>, now: Instant) {
         if let Some(w) = self.worker_mut(pid) {
-            w.busy = busy;
+            w.busy = busy_for.is_some();
+            w.busy_since = busy_for.map(|d| now.checked_sub(d).unwrap_or(now));
         }
+    }
+
+    pub fn harakiri_count(&self, id: u32) -> u64 {
+        self.slots.get(&id).map(|s| s.harakiris).unwrap_or(0)
     }
 
     /// A worker was reaped.
@@ -473,6 +482,35 @@ impl Supervisor {
                 _ => {}
             }
         }
+        // harakiri (uWSGI §2.8): a request running longer than the limit gets its worker
+        // SIGKILLed; the worker is then replaced like any dead worker.
+        let mut killed = Vec::new();
+        for w in &mut self.workers {
+            let limit = self
+                .generations
+                .get(&w.generation)
+                .and_then(|g| g.worker.harakiri);
+            if let (Some(limit), Some(since), WorkerState::Ready { .. }) =
+                (limit, w.busy_since, w.state)
+            {
+                if now.duration_since(since) >= limit {
+                    tracing::error!(
+                        "HARAKIRI ON WORKER {} (pid {}): a request ran for more than {}s",
+                        w.id,
+                        w.pid,
+                        limit.as_secs()
+                    );
+                    children.signal(w.pid, libc::SIGKILL);
+                    w.busy_since = None;
+                    killed.push(w.id);
+                } else {
+                    at(since + limit, &mut wake);
+                }
+            }
+        }
+        for id in killed {
+            self.slots.entry(id).or_default().harakiris += 1;
+        }
         match &self.phase {
             Phase::Stopped => return None,
             Phase::Stopping { deadline, .. } => {
@@ -600,6 +638,7 @@ impl Supervisor {
                     spawned_unix: unix_now(),
                     stats: WorkerStats::default(),
                     busy: false,
+                    busy_since: None,
                 });
             }
             Err(e) => {

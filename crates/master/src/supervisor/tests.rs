@@ -276,3 +276,24 @@ fn an_old_worker_dying_while_its_slot_waits_is_replaced_at_once() {
     assert_eq!(s.phase, Phase::Running);
     assert_eq!(s.active_generation(), 1);
 }
+
+#[test]
+fn harakiri_kills_a_worker_busy_for_too_long() {
+    let mut f = Fake::default();
+    let mut g = gen(1);
+    g.worker.harakiri = Some(Duration::from_secs(5));
+    let mut s = Supervisor::new(g);
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    s.on_ready(101, t, &mut f);
+    s.on_busy(101, Some(Duration::ZERO), t);
+    assert_eq!(s.tick(t, &mut f), Some(t + Duration::from_secs(5)));
+    assert!(f.signals.is_empty());
+    s.tick(t + Duration::from_secs(5), &mut f);
+    assert_eq!(f.signals, vec![(101, libc::SIGKILL)]);
+    assert_eq!(s.harakiri_count(1), 1);
+    // Idle clears it: no second kill.
+    s.on_busy(101, None, t);
+    s.tick(t + Duration::from_secs(9), &mut f);
+    assert_eq!(f.signals.len(), 1);
+}
