@@ -137,6 +137,7 @@ fn generation_of(cfg: &MasterConfig) -> Generation {
         processes: cfg.processes.max(1),
         reload_batch: cfg.reload_batch.max(1),
         mercy: cfg.worker_reload_mercy,
+        max_lifetime: cfg.max_worker_lifetime,
     }
 }
 

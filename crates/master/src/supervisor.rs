@@ -40,6 +40,8 @@ pub struct Generation {
     pub processes: u32,
     pub reload_batch: u32,
     pub mercy: Duration,
+    /// `max-worker-lifetime`: replace (start new, then drain) workers older than this.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// One worker process.
@@ -182,7 +184,7 @@ impl Supervisor {
         if !was_booting || !matches!(w.state, WorkerState::Ready { .. }) {
             return;
         }
-        let (id, generation) = (w.id, w.generation);
+        let (id, generation, spawned) = (w.id, w.generation, w.spawned_at);
         tracing::info!(
             "worker {id} (pid {pid}, generation {generation}) ready after {:?}",
             now.duration_since(w.spawned_at)
@@ -197,20 +199,19 @@ impl Supervisor {
         self.notices.push(Notice::Accepting { id });
         // Its predecessors in the slot (older generations) can go now.
         let mercy = self.mercy();
+        // Older generations, or an older worker of the same generation (max-worker-lifetime).
         let olds: Vec<i32> = self
             .workers
             .iter()
-            .filter(|o| o.id == id && o.generation < generation && o.state.is_serving())
+            .filter(|o| {
+                o.id == id
+                    && o.pid != pid
+                    && o.state.is_serving()
+                    && (o.generation < generation
+                        || (o.generation == generation && o.spawned_at < spawned))
+            })
             .map(|o| o.pid)
             .collect();
-        // Cross-generation replacement only; same-generation duplicates cannot happen.
-        debug_assert!(
-            self.workers
-                .iter()
-                .filter(|o| o.id == id && o.generation == generation && o.state.is_serving())
-                .count()
-                <= 1
-        );
         for old in olds {
             self.graceful_stop_worker(old, now, mercy, children);
         }
@@ -547,6 +548,44 @@ impl Supervisor {
             }
             for slot in to_start {
                 self.start(slot, g, now, children);
+            }
+        }
+
+        // max-worker-lifetime: start a replacement for an old worker; it is drained when the
+        // replacement is ready (no gap in service, unlike uWSGI's SIGWINCH-and-respawn).
+        if matches!(self.phase, Phase::Running) {
+            if let Some(max) = self.generations[&self.active].max_lifetime {
+                let due: Vec<u32> =
+                    self.workers
+                        .iter()
+                        .filter(|w| {
+                            matches!(w.state, WorkerState::Ready { .. })
+                                && now.duration_since(w.spawned_at) >= max
+                        })
+                        .map(|w| w.id)
+                        .filter(|id| {
+                            !self.workers.iter().any(|o| {
+                                o.id == *id && matches!(o.state, WorkerState::Booting { .. })
+                            })
+                        })
+                        // A replacement that failed to boot backs off like any other.
+                        .filter(|id| {
+                            self.slots
+                                .get(id)
+                                .and_then(|s| s.not_before)
+                                .is_none_or(|t| now >= t)
+                        })
+                        .collect();
+                for id in due {
+                    tracing::info!("worker {id} reached max-worker-lifetime: replacing it");
+                    let g = self.active;
+                    self.start(id, g, now, children);
+                }
+                for w in &self.workers {
+                    if matches!(w.state, WorkerState::Ready { .. }) {
+                        at(w.spawned_at + max, &mut wake);
+                    }
+                }
             }
         }
 

@@ -36,6 +36,7 @@ fn gen(processes: u32) -> Generation {
         processes,
         reload_batch: 1,
         mercy: Duration::from_secs(60),
+        max_lifetime: None,
     }
 }
 
@@ -296,4 +297,31 @@ fn harakiri_kills_a_worker_busy_for_too_long() {
     s.on_busy(101, None, t);
     s.tick(t + Duration::from_secs(9), &mut f);
     assert_eq!(f.signals.len(), 1);
+}
+
+#[test]
+fn max_worker_lifetime_replaces_then_drains() {
+    let mut f = Fake::default();
+    let mut g = gen(1);
+    g.max_lifetime = Some(Duration::from_secs(100));
+    let mut s = Supervisor::new(g);
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    s.on_ready(101, t, &mut f);
+    assert_eq!(s.tick(t, &mut f), Some(t + Duration::from_secs(100)));
+    let later = t + Duration::from_secs(100);
+    s.tick(later, &mut f);
+    assert_eq!(f.spawned.len(), 2, "a replacement starts first");
+    assert!(f.sent.is_empty(), "the old one keeps serving meanwhile");
+    s.tick(later, &mut f);
+    assert_eq!(f.spawned.len(), 2, "only one replacement");
+    // A replacement that fails to boot backs off instead of looping.
+    s.on_exit(102, Exit::Code(22), later, &mut f);
+    s.tick(later, &mut f);
+    assert_eq!(f.spawned.len(), 2, "no immediate retry");
+    let retry = later + BACKOFF_START;
+    s.tick(retry, &mut f);
+    assert_eq!(f.spawned.len(), 3);
+    s.on_ready(103, retry, &mut f);
+    assert_eq!(f.sent, vec![(101, ToWorker::GracefulStop)]);
 }
