@@ -198,20 +198,7 @@ impl Touch {
 
 /// Write one byte to the emperor (non-blocking; a full pipe drops heartbeats, never blocks).
 pub fn emperor_send(fd: RawFd, b: u8) {
-    // SAFETY: writing one byte from a local buffer to an fd we own.
-    let r = unsafe {
-        libc::send(
-            fd,
-            (&b as *const u8).cast(),
-            1,
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if r < 0 {
-        // Not a socket (a pipe from an older emperor): fall back to write.
-        // SAFETY: as above.
-        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
-    }
+    liege_sys::fd::send_byte(fd, b);
 }
 
 /// systemd notifications; a no-op unless `NOTIFY_SOCKET` is set (and we are no vassal).

@@ -74,8 +74,7 @@ pub struct Daemons {
 
 fn read_pidfile(p: &std::path::Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
-    // SAFETY: kill(pid, 0) only checks for existence.
-    (pid > 0 && unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    liege_sys::pid_exists(pid).then_some(pid)
 }
 
 impl Daemons {
@@ -299,19 +298,7 @@ impl Daemons {
 
 /// The local time fields cron matches on: (minute, hour, mday, month 1-12, wday 0-6).
 pub fn local_fields() -> (u32, u32, u32, u32, u32) {
-    // SAFETY: time/localtime_r write into our locals only.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        (
-            tm.tm_min as u32,
-            tm.tm_hour as u32,
-            tm.tm_mday as u32,
-            tm.tm_mon as u32 + 1,
-            tm.tm_wday as u32,
-        )
-    }
+    liege_sys::local_time_fields()
 }
 
 fn field_matches(f: CronField, v: u32, is_wday: bool) -> bool {

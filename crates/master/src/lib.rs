@@ -22,6 +22,8 @@
 //!
 //! See docs/signals.md for signals, FIFO commands and the differences from uWSGI.
 
+#![deny(unsafe_code)]
+
 pub mod children;
 pub mod control;
 pub mod daemons;

@@ -74,13 +74,8 @@ impl LogRelay {
         let Some(max) = self.maxsize else {
             return;
         };
-        // SAFETY: fstat on our own stderr into a zeroed local struct.
-        let size = unsafe {
-            let mut st: libc::stat = std::mem::zeroed();
-            if libc::fstat(2, &mut st) != 0 {
-                return;
-            }
-            st.st_size as u64
+        let Some(size) = liege_sys::fd::file_size(2) else {
+            return;
         };
         if size >= max {
             self.rotate();
@@ -94,15 +89,7 @@ impl LogRelay {
         };
         let mut buf = vec![0u8; 65536];
         while let Ok(n @ 1..) = nix::unistd::read(r, &mut buf) {
-            let mut off = 0;
-            while off < n {
-                // SAFETY: writing bytes from our buffer to fd 2.
-                let w = unsafe { libc::write(2, buf[off..n].as_ptr().cast(), n - off) };
-                if w <= 0 {
-                    break;
-                }
-                off += w as usize;
-            }
+            liege_sys::fd::write_all_raw(2, &buf[..n]);
         }
     }
 }
@@ -243,8 +230,7 @@ impl Master {
         }
         tracing::info!("liege master starting (pid {})", std::process::id());
         if let Some(mask) = cfg.umask {
-            // SAFETY: umask has no preconditions.
-            unsafe { libc::umask(mask as libc::mode_t) };
+            liege_sys::set_umask(mask);
         }
         let signals = liege_sys::signals::SignalPipe::install(&[
             libc::SIGHUP,
@@ -512,18 +498,18 @@ impl Master {
             return Vec::new();
         };
         let mut buf = [0u8; 64];
-        // SAFETY: reading into a local buffer from the emperor fd we own.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
-        {
-            tracing::error!("lost connection with my emperor: stopping");
-            // SAFETY: closing the emperor fd, which nothing else uses.
-            unsafe { libc::close(fd) };
-            self.emperor_fd = None;
-            return vec![Action::Stop { graceful: true }];
-        }
+        let n = match liege_sys::fd::read_raw(fd, &mut buf) {
+            liege_sys::fd::ReadOutcome::Data(n) => n,
+            liege_sys::fd::ReadOutcome::WouldBlock => return Vec::new(),
+            liege_sys::fd::ReadOutcome::Eof | liege_sys::fd::ReadOutcome::Error(_) => {
+                tracing::error!("lost connection with my emperor: stopping");
+                liege_sys::fd::close_raw(fd);
+                self.emperor_fd = None;
+                return vec![Action::Stop { graceful: true }];
+            }
+        };
         let mut out = Vec::new();
-        for &b in &buf[..n.max(0) as usize] {
+        for &b in &buf[..n] {
             match emperor_action(b) {
                 Some(a) => {
                     tracing::info!("emperor says {b}: {a:?}");

@@ -36,8 +36,7 @@ impl Inherited {
             match net::adopt_fd(*fd) {
                 Ok(b) => {
                     // The original number is ours now; close it (the dup is CLOEXEC).
-                    // SAFETY: systemd passed us this fd; nothing else in the process uses it.
-                    unsafe { libc::close(*fd) };
+                    liege_sys::fd::close_raw(*fd);
                     tracing::info!("adopted systemd socket fd {fd} ({name}) on {}", b.local);
                     fds.push((b, format!("fd://{fd}")));
                 }

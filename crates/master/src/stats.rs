@@ -6,7 +6,7 @@ use crate::sockets::Sockets;
 use crate::state::WorkerState;
 use crate::supervisor::Supervisor;
 use serde::Serialize;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// How long a stats client may take to read its answer.
@@ -242,20 +242,10 @@ impl StatsServer {
     ) {
         if revents.first().is_some_and(|&r| r != 0) {
             loop {
-                // SAFETY: accept4 on our non-blocking listener; the new fd is owned below.
-                let c = unsafe {
-                    libc::accept4(
-                        self.listener.fd.as_raw_fd(),
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                        libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                    )
-                };
-                if c < 0 {
+                let Some(fd) = liege_sys::fd::accept_nonblocking(self.listener.fd.as_raw_fd())
+                else {
                     break;
-                }
-                // SAFETY: `c` is a fresh fd returned by accept4.
-                let fd = unsafe { OwnedFd::from_raw_fd(c) };
+                };
                 let body = render(sup, sockets, daemons, self.minified);
                 let mut buf = Vec::new();
                 if self.http {

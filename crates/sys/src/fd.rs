@@ -143,3 +143,92 @@ pub fn cloexec_all_from(from: RawFd) {
         let _ = set_cloexec(fd, true);
     }
 }
+
+/// Outcome of a non-blocking read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Data(usize),
+    WouldBlock,
+    Eof,
+    Error(i32),
+}
+
+/// One non-blocking `read(2)` into `buf` on a raw fd we do not own as an object.
+pub fn read_raw(fd: RawFd, buf: &mut [u8]) -> ReadOutcome {
+    // SAFETY: reading at most `buf.len()` bytes into an exclusively borrowed buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    match n {
+        0 => ReadOutcome::Eof,
+        n if n > 0 => ReadOutcome::Data(n as usize),
+        _ => match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => ReadOutcome::WouldBlock,
+            Some(e) => ReadOutcome::Error(e),
+            None => ReadOutcome::Error(0),
+        },
+    }
+}
+
+/// Write all of `buf` to a raw fd (blocking fds; stops at the first error).
+pub fn write_all_raw(fd: RawFd, buf: &[u8]) {
+    let mut off = 0;
+    while off < buf.len() {
+        // SAFETY: writing bytes from a borrowed buffer.
+        let w = unsafe { libc::write(fd, buf[off..].as_ptr().cast(), buf.len() - off) };
+        if w <= 0 {
+            break;
+        }
+        off += w as usize;
+    }
+}
+
+/// Send one byte on a socket without blocking or raising SIGPIPE; falls back to `write` for
+/// non-sockets (an emperor pipe). Errors are ignored: a full pipe drops the byte.
+pub fn send_byte(fd: RawFd, b: u8) {
+    // SAFETY: one byte from a local; MSG_NOSIGNAL avoids SIGPIPE.
+    let r = unsafe {
+        libc::send(
+            fd,
+            (&b as *const u8).cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK) {
+        // SAFETY: as above, for a pipe.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// Close a raw fd handed to us by number (emperor pipe, systemd socket) that no Rust object
+/// owns.
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: the caller owns `fd` by protocol (it came from the environment) and stops using
+    // the number afterwards.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// The size of the file behind `fd` (fstat), e.g. our log file on fd 2.
+pub fn file_size(fd: RawFd) -> Option<u64> {
+    // SAFETY: fstat writes into a zeroed local struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_size as u64)
+    }
+}
+
+/// accept4 on a non-blocking listener: a non-blocking, close-on-exec connection, or None.
+pub fn accept_nonblocking(listener: RawFd) -> Option<OwnedFd> {
+    // SAFETY: accept4 with null address pointers; the returned fd is fresh and ours.
+    let c = unsafe {
+        libc::accept4(
+            listener,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    };
+    // SAFETY: `c` was just returned by the kernel and is owned by nobody else.
+    (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
+}

@@ -63,3 +63,32 @@ pub fn thread_count() -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Set the process umask.
+pub fn set_umask(mask: u32) {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ));
+}
+
+/// Whether a process with this pid exists (`kill(pid, 0)`).
+pub fn pid_exists(pid: i32) -> bool {
+    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// The local time fields cron matches on: (minute, hour, mday, month 1-12, wday 0-6).
+pub fn local_time_fields() -> (u32, u32, u32, u32, u32) {
+    // SAFETY: time/localtime_r write into our locals only.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        (
+            tm.tm_min as u32,
+            tm.tm_hour as u32,
+            tm.tm_mday as u32,
+            tm.tm_mon as u32 + 1,
+            tm.tm_wday as u32,
+        )
+    }
+}
