@@ -269,6 +269,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn spawn_shell_runs_the_command_with_env_and_chdir() {
+        let dir = std::env::temp_dir().join(format!("liege-spawn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = vec![("LIEGE_T".to_string(), "42".to_string())];
+        let opts = CommandOpts {
+            setsid: true,
+            chdir: Some(dir.clone()),
+            ..CommandOpts::default()
+        };
+        let pid = spawn_shell("echo $LIEGE_T > out; exit 3", &env, &opts).unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "42\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn exit_display() {
         assert_eq!(Exit::Code(22).to_string(), "exit code 22");
         assert_eq!(Exit::Signal(9).to_string(), "killed by SIGKILL");
