@@ -206,3 +206,32 @@ fn a_listening_fd_0_is_adopted() {
         m.output()
     );
 }
+
+#[test]
+fn reuse_port_lets_two_instances_share_a_port() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let start = |name: &str| {
+        let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+        cmd.args([
+            "--wsgi-file",
+            "app.py",
+            "--http-socket",
+            &addr,
+            "--reuse-port",
+        ]);
+        sb.spawn(cmd, name)
+    };
+    let a = start("a");
+    wait_version(&addr, "v1", T);
+    let mut b = start("b");
+    b.wait_output(T, "ready after");
+    assert!(
+        b.wait_timeout(Duration::from_millis(100)).is_none(),
+        "b runs too"
+    );
+    drop(a);
+    // With a gone, b alone answers on the shared port.
+    wait_version(&addr, "v1", T);
+}
