@@ -70,6 +70,14 @@ fn vassal_reports_ready_heartbeats_reloads_and_stops_gracefully() {
     write_app(&sb, "v2");
     e.write_all(&[1]).unwrap();
     wait_version(&addr, "v2", T);
+    read_until(&mut e, &[5]);
+    // A reload whose app fails to import: the old workers keep accepting, and the emperor
+    // (waiting for the reload to end) gets 5 again.
+    break_app(&sb);
+    e.write_all(&[1]).unwrap();
+    read_until(&mut e, &[5]);
+    assert!(m.output().contains("reload failed"), "{}", m.output());
+    assert!(body(&addr, "/").unwrap().starts_with("v2 "));
     // 2 = graceful stop.
     e.write_all(&[2]).unwrap();
     let st = m.wait_timeout(T).expect("vassal stops on byte 2");

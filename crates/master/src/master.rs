@@ -596,6 +596,11 @@ impl Master {
                     ]);
                 }
                 Notice::ReloadFailed { generation } => {
+                    // The old generation is still accepting: an emperor waiting for the
+                    // reload to finish hears so.
+                    if let Some(fd) = self.emperor_fd {
+                        emperor_send(fd, ep::FROM_VASSAL_ACCEPTING);
+                    }
                     let s =
                         format!("reload to generation {generation} failed; old workers serving");
                     self.notify.send(&[
@@ -662,6 +667,9 @@ impl Master {
                         Err(e) => {
                             tracing::error!("reload aborted, keeping the running generation: {e}");
                             self.notify.send(&[sd_notify::NotifyState::Ready]);
+                            if let Some(fd) = self.emperor_fd {
+                                emperor_send(fd, ep::FROM_VASSAL_ACCEPTING);
+                            }
                             return;
                         }
                     }
