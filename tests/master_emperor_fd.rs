@@ -108,3 +108,18 @@ fn vassal_byte_0_stops_fast() {
     let st = m.wait_timeout(T).expect("vassal stops on byte 0");
     assert_eq!(st.code(), Some(0));
 }
+
+#[test]
+fn die_on_idle_sends_22_and_stops() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (mut m, mut e) = vassal(&sb, &addr, &["--idle", "2", "--die-on-idle"]);
+    read_until(&mut e, &[1]);
+    wait_version(&addr, "v1", T);
+    let got = read_until(&mut e, &[22]);
+    assert_eq!(*got.last().unwrap(), 22);
+    let st = m.wait_timeout(T).expect("idle vassal stops");
+    assert_eq!(st.code(), Some(0));
+    m.wait_output(T, "die-on-idle");
+}
