@@ -63,7 +63,12 @@ pub fn parse_in(
     loader.args(args);
     let collected = loader.finish();
     let c = collected.commands.clone();
-    if c.help || (args.is_empty() && collected.entries.is_empty() && collected.errors.is_empty()) {
+    let nothing_given = args.is_empty()
+        && collected.entries.is_empty()
+        && collected.files.is_empty()
+        && collected.errors.is_empty()
+        && collected.emperor_fd.is_none();
+    if c.help || nothing_given {
         return Ok(Action::Help(render::help()));
     }
     if c.version {
