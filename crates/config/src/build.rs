@@ -294,6 +294,14 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                 &mut warnings,
             ),
             Class::Opt(def) => {
+                if def.group == Group::Commands && matches!(it.origin, Origin::Env(_)) {
+                    // e.g. LIEGE_VERSION set as image metadata: not a request to print it.
+                    warnings.push(format!(
+                        "{}: `{}` is a command, only valid on the command line (ignored)",
+                        it.origin, def.name
+                    ));
+                    continue;
+                }
                 if def.group == Group::Commands {
                     errors.push(ConfigError::invalid(
                         &it.key,

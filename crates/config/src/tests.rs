@@ -303,6 +303,18 @@ fn env_vars_fill_options_and_reserved_ones_are_skipped() {
 }
 
 #[test]
+fn commands_from_the_environment_are_ignored_with_a_warning() {
+    let s = settings_env(&["--master"], &[("LIEGE_VERSION", "0.1.0")]);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("`version` is a command")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
 fn unknown_env_option_is_a_warning() {
     let s = settings_env(&["--master"], &[("UWSGI_FROBNICATE", "1")]);
     assert!(
