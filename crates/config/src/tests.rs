@@ -994,3 +994,41 @@ fn declared_options_expand_in_place() {
     );
     assert!(ini_errors("[uwsgi]\ndeclare-option = a=a=$1\na = 1\n")[0].contains("too many entries"));
 }
+
+#[test]
+fn uppercase_magic_describes_the_first_ini_in_templates() {
+    let d = Dir::new(&[
+        ("vassals/shop.ini", "[uwsgi]\nprocesses = 2\n"),
+        (
+            "tpl.ini",
+            "[uwsgi]\nmodule = %N.wsgi\nchdir = %D\nenv = SELF=%n\n",
+        ),
+    ]);
+    let s = d.settings(&[
+        "--ini",
+        &d.p("vassals/shop.ini"),
+        "--include",
+        &d.p("tpl.ini"),
+    ]);
+    let a = &s.master.worker.app;
+    assert_eq!(a.module.as_deref(), Some("shop.wsgi"));
+    assert_eq!(a.chdir, Some(PathBuf::from(format!("{}/", d.p("vassals")))));
+    // Lowercase forms describe the file being read (the template itself).
+    assert_eq!(a.env, vec!["SELF=tpl"]);
+}
+
+#[test]
+fn symlinked_configs_keep_the_link_name() {
+    let d = Dir::new(&[("skel.ini", "[uwsgi]\nmodule = %n.wsgi\n")]);
+    std::os::unix::fs::symlink(d.p("skel.ini"), d.p("blog.ini")).unwrap();
+    let s = d.settings(&[&d.p("blog.ini")]);
+    assert_eq!(s.master.worker.app.module.as_deref(), Some("blog.wsgi"));
+}
+
+#[test]
+fn relative_ini_and_percent_p_resolve_against_the_cwd() {
+    let d = Dir::new(&[("app.ini", "[uwsgi]\ntouch-reload = %p\n")]);
+    let s = d.settings(&["--ini", "app.ini"]);
+    assert_eq!(s.master.touch_reload, vec![PathBuf::from(d.p("app.ini"))]);
+    assert_eq!(s.files, vec![PathBuf::from(d.p("app.ini"))]);
+}
