@@ -674,6 +674,17 @@ fn env_and_file_expansion() {
 }
 
 #[test]
+fn file_references_are_relative_to_the_cwd() {
+    let d = Dir::new(&[
+        ("secret", "s3cr3t\n"),
+        ("app.ini", "[uwsgi]\nenv = KEY=@(secret)\n"),
+    ]);
+    let s = d.settings(&["--ini", "app.ini"]);
+    assert_eq!(s.master.worker.app.env, vec!["KEY=s3cr3t"]);
+    assert!(d.errors(&["--env", "K=@(missing)"])[0].contains("cannot read missing"));
+}
+
+#[test]
 fn exec_sources_are_not_implemented() {
     let e = ini_errors("[uwsgi]\nmodule = @(exec://echo hi)\n");
     assert!(
