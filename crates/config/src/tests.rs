@@ -1043,3 +1043,61 @@ fn relative_ini_and_percent_p_resolve_against_the_cwd() {
     assert_eq!(s.master.touch_reload, vec![PathBuf::from(d.p("app.ini"))]);
     assert_eq!(s.files, vec![PathBuf::from(d.p("app.ini"))]);
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        let keys = prop::sample::select(vec![
+            "processes",
+            "socket",
+            "http",
+            "chmod-socket",
+            "set-ph",
+            "set",
+            "for",
+            "endfor",
+            "if-env",
+            "endif",
+            "cheaper",
+            "cheaper-initial",
+            "cron",
+            "cron2",
+            "attach-daemon2",
+            "static-map",
+            "emperor",
+            "declare-option",
+            "x",
+            "unknown-key",
+            "gevent",
+            "plugins",
+            "include",
+            "inherit",
+            "%n",
+            "[uwsgi]",
+            "[other]",
+            "; c",
+            "strict",
+        ]);
+        let values = "[ -~]{0,12}";
+        (keys, values, any::<bool>()).prop_map(|(k, v, bare)| {
+            if k.starts_with('[') || k.starts_with(';') || bare {
+                k.to_string()
+            } else {
+                format!("{k} = {v}")
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever the file says, parsing returns Ok or errors; it never panics or hangs.
+        #[test]
+        fn arbitrary_files(lines in proptest::collection::vec(line(), 0..12)) {
+            let text = format!("[uwsgi]\n{}\n", lines.join("\n"));
+            let (d, p) = ini(&text);
+            let _ = run(&[&p], &[], d.0.path());
+        }
+    }
+}
