@@ -368,10 +368,15 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                     Ok(()) => {
                         cx.last
                             .insert(def.name, (ex.value.clone(), it.origin.clone()));
+                        // Show the emperor monitor as resolved (absolute), as it will be used.
+                        let value = match (def.name, settings.emperor.as_ref()) {
+                            ("emperor", Some(e)) => e.monitors.last().cloned().unwrap_or(ex.value),
+                            _ => ex.value,
+                        };
                         applied.push(Applied {
                             option: def.name,
                             key: it.key.clone(),
-                            value: ex.value,
+                            value,
                             origin: it.origin.clone(),
                         });
                     }

@@ -603,9 +603,16 @@ fn actions() {
         run(&["emperor-status", "/s"], &[], Path::new("/")),
         Ok(Action::Status("/s".into()))
     );
-    let (d, p) = ini("[uwsgi]\nprocesses = 2\n");
+    let (d, p) = ini("[uwsgi]\nprocesses = 2\nemperor = vassals\nlogdate\n");
     match run(&["--check", &p], &[], d.0.path()) {
-        Ok(Action::Check(text)) => assert!(text.contains("processes = 2"), "{text}"),
+        Ok(Action::Check(text)) => {
+            assert!(text.contains("processes = 2"), "{text}");
+            assert!(
+                text.contains(&format!("emperor = {}", d.p("vassals"))),
+                "{text}"
+            );
+            assert!(text.contains("log-date = true"), "{text}");
+        }
         other => panic!("{other:?}"),
     }
 }
