@@ -236,7 +236,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Config, "end", K::Bool, "ini only: end a for or if-* block"),
     // --- sockets ---------------------------------------------------------------------------
     o(G::Sockets, "socket", K::Addr, "bind a uwsgi-protocol socket (:port, host:port, [v6]:port, /path, @abstract, fd://N)").sh('s').rep(),
-    o(G::Sockets, "uwsgi-socket", K::Addr, "bind a uwsgi-protocol socket").al(&["uwsgi"]).rep(),
+    o(G::Sockets, "uwsgi-socket", K::Addr, "bind a uwsgi-protocol socket").rep(),
     o(G::Sockets, "http-socket", K::Addr, "bind an HTTP socket served by the workers").rep(),
     o(G::Sockets, "http", K::Addr, "serve HTTP on ADDR (liege: served by the workers; no separate router process)").rep(),
     o(G::Sockets, "listen", K::Int, "listen queue size (uWSGI's default is 100; unset, liege uses the kernel's somaxconn)").sh('l'),
