@@ -22,8 +22,7 @@ pub fn builder(ctx: &Ctx) -> http1::Builder {
     b.keep_alive(ctx.cfg.http_keepalive)
         .max_headers((ctx.cfg.max_vars as usize).max(16))
         .max_header_size(ctx.cfg.buffer_size.max(1024))
-        .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024))
-        .pipeline_flush(true);
+        .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024));
     b
 }
 

@@ -36,7 +36,10 @@ impl LoadError {
 pub fn format_traceback(py: Python<'_>, e: &PyErr) -> String {
     let r: PyResult<String> = (|| {
         let tb = py.import("traceback")?;
-        let lines = tb.call_method1("format_exception", (e.value(py),))?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (e.get_type(py), e.value(py), e.traceback(py)),
+        )?;
         let s: String = PyModule::import(py, "builtins")?
             .getattr("str")?
             .call_method1("join", ("", lines))?
