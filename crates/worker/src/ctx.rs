@@ -158,6 +158,8 @@ pub struct LogRecord {
     pub headers: usize,
     pub headers_bytes: usize,
     pub core: u32,
+    /// `" via sendfile()"` etc., appended after the timing like uWSGI.
+    pub via: &'static str,
 }
 
 impl LogRecord {
@@ -183,7 +185,7 @@ impl LogRecord {
         };
         let app = if ctx.app_loaded { 0 } else { -1 };
         let line = format!(
-            "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} () {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
+            "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} () {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs{via} ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
             pid = ctx.pid,
             n = if ctx.app_loaded { req_no as i64 } else { -1 },
             addr = self.addr,
@@ -197,6 +199,7 @@ impl LogRecord {
             h = self.headers,
             hb = self.headers_bytes,
             core = self.core,
+            via = self.via,
         );
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

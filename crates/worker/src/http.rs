@@ -190,6 +190,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             headers: 0,
             headers_bytes: 0,
             core: 0,
+            via: "",
         }))
     };
 
