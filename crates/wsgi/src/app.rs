@@ -96,7 +96,11 @@ pub fn load(py: Python<'_>, cfg: &AppConfig) -> Result<Py<PyAny>, LoadError> {
             Some((m, a)) => (m, a),
             None => (spec.as_str(), default_callable),
         };
-        let module = if modname.ends_with(".py") || modname.ends_with(".wsgi") {
+        // `module = path/app.py` (or `.wsgi`) names a file when such a file exists; otherwise
+        // it is a dotted module name (`mysite.wsgi` is Django's).
+        let as_file = (modname.ends_with(".py") || modname.ends_with(".wsgi"))
+            && Path::new(modname).is_file();
+        let module = if as_file {
             load_file(py, Path::new(modname))?
         } else {
             py.import(modname)
