@@ -346,3 +346,22 @@ fn a_slow_client_does_not_hold_the_python_thread() {
     assert_eq!(Response::parse(out).unwrap().text(), "abcdefghij");
     drop(slow_head);
 }
+
+#[test]
+fn add_header_and_max_requests_recycle() {
+    let sb = Sandbox::new();
+    let mut w = start(&sb, "hello.py", |c| {
+        c.add_headers = vec!["X-Served-By: liege".into()];
+        c.max_requests = 2;
+    });
+    let r = get(&w, "/");
+    assert_eq!(r.header("x-served-by"), Some("liege"));
+    assert_eq!(get(&w, "/").status, 200);
+    // The second request reaches max-requests: the worker stops gracefully, exit 0.
+    let st = w
+        .proc
+        .wait_timeout(Duration::from_secs(10))
+        .expect("worker recycles");
+    assert_eq!(st.code(), Some(0));
+    assert!(w.proc.output().contains("max-requests reached"));
+}

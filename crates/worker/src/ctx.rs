@@ -6,7 +6,7 @@ use liege_config::WorkerConfig;
 use liege_protocol::control::WorkerStats;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
@@ -26,6 +26,14 @@ pub struct Ctx {
     pub pid: u32,
     pub app_loaded: bool,
     pub preread: usize,
+    /// `add-header` entries, parsed once.
+    pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Recycle after this many requests (`max-requests` + id × `max-requests-delta`; 0 = never).
+    pub max_requests: u64,
+    /// Notified when `max_requests` is reached.
+    pub recycle: tokio::sync::Notify,
+    /// Per Python thread: unix ms when its current request started, 0 when idle.
+    pub busy_since: Vec<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -34,7 +42,24 @@ pub struct Stats {
     pub tx: AtomicU64,
     pub running_time: AtomicU64,
     pub avg_rt: AtomicU64,
-    pub in_request: AtomicU32,
+}
+
+/// Parse `add-header = Name: value` entries.
+pub fn parse_add_headers(
+    list: &[String],
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, String> {
+    list.iter()
+        .map(|h| {
+            let (n, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("add-header {h:?}: expected `Name: value`"))?;
+            let name = http::HeaderName::from_bytes(n.trim().as_bytes())
+                .map_err(|_| format!("add-header {h:?}: invalid header name"))?;
+            let value = http::HeaderValue::from_str(v.trim())
+                .map_err(|_| format!("add-header {h:?}: invalid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 impl Ctx {
@@ -48,7 +73,11 @@ impl Ctx {
             avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
             rss,
             vsz,
-            in_request: self.stats.in_request.load(Ordering::Relaxed),
+            in_request: self
+                .busy_since
+                .iter()
+                .filter(|b| b.load(Ordering::Relaxed) != 0)
+                .count() as u32,
         }
     }
 
@@ -73,7 +102,20 @@ impl Ctx {
             if avg == 0 { us } else { (avg + us) / 2 },
             Ordering::Relaxed,
         );
-        self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1
+        let n = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.max_requests > 0 && n == self.max_requests {
+            self.recycle.notify_one();
+        }
+        n
+    }
+
+    /// The start (unix ms) of the oldest request running in Python, if any.
+    pub fn oldest_busy(&self) -> Option<u64> {
+        self.busy_since
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .min()
     }
 }
 

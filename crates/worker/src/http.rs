@@ -13,7 +13,7 @@ use liege_wsgi::types::{
 };
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
@@ -22,7 +22,11 @@ pub fn builder(ctx: &Ctx) -> http1::Builder {
     b.keep_alive(ctx.cfg.http_keepalive)
         .max_headers((ctx.cfg.max_vars as usize).max(16))
         .max_header_size(ctx.cfg.buffer_size.max(1024))
-        .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024));
+        .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024))
+        // A request head (or the next one on an idle keep-alive connection) must arrive
+        // within 30 s, or the connection is closed.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30).max(ctx.cfg.socket_timeout));
     b
 }
 
@@ -175,7 +179,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             started: SystemTime::now(),
             addr,
             vars: (parts.headers.len() + 12) * 2,
-            vars_bytes: hbytes + parts.uri.to_string().len() + 16,
+            vars_bytes: hbytes + parts.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 16,
             method: parts.method.to_string(),
             uri: parts
                 .uri
@@ -251,6 +255,7 @@ fn respond(
             + 17;
     }
     let mut r = Response::new(RespBody::new(head.body, ctx.clone(), start, log));
+    let ctx = &ctx;
     *r.status_mut() = status;
     if let Some(reason) = head.reason {
         if let Ok(rp) = hyper::ext::ReasonPhrase::try_from(reason) {
@@ -261,6 +266,9 @@ fn respond(
     h.reserve(head.headers.len());
     for (k, v) in head.headers {
         h.append(k, v);
+    }
+    for (k, v) in &ctx.add_headers {
+        h.append(k.clone(), v.clone());
     }
     r
 }

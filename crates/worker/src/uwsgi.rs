@@ -267,7 +267,7 @@ pub async fn serve<S: Sock>(
         ),
     }
     out.extend_from_slice(b"\r\n");
-    for (k, v) in &head.headers {
+    for (k, v) in head.headers.iter().chain(ctx.add_headers.iter()) {
         out.extend_from_slice(k.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(v.as_bytes());
