@@ -142,10 +142,16 @@ pub fn run(boot: WorkerBoot) -> i32 {
         }
     }
     let app_loaded = app.is_ok();
+    if let Ok(apps) = &app {
+        for (i, m) in apps.iter().enumerate().skip(1) {
+            tracing::info!("WSGI app {i} (mountpoint='{}') ready", m.mountpoint);
+        }
+    }
     let env_opts = liege_wsgi::EnvironOptions {
         multithread: cfg.threads > 1,
         multiprocess: cfg.processes > 1,
         file_wrapper: !cfg.disable_file_wrapper,
+        manage_script_name: cfg.app.manage_script_name,
     };
     let handler = match Python::attach(|py| liege_wsgi::Handler::new(py, app, &env_opts)) {
         Ok(h) => Arc::new(h),
