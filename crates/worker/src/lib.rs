@@ -536,7 +536,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: Some(peer),
                     server_port: local.port(),
-                    local_ip: local.ip().to_string(),
+                    local_ip: local.ip().to_string().into(),
                     trusted: ctx.is_trusted(Some(peer.ip())),
                     https: false,
                 },
@@ -549,7 +549,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: None,
                     server_port: 80,
-                    local_ip: "localhost".to_string(),
+                    local_ip: "localhost".into(),
                     trusted: ctx.is_trusted(None),
                     https: false,
                 },

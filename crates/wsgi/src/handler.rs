@@ -505,33 +505,29 @@ fn http_environ(
     env.set_item(intern!(py, "SERVER_PROTOCOL"), proto)?;
     let mut host: Option<&[u8]> = None;
     let mut joined: Vec<u8> = Vec::new();
-    for name in head.headers.keys() {
-        let mut values = head.headers.get_all(name).iter();
-        let first = values.next().map(|v| v.as_bytes()).unwrap_or(b"");
-        let value: &[u8] = match values.next() {
-            None => first,
-            Some(second) => {
-                let sep: &[u8] = if name == http::header::COOKIE {
-                    b"; "
-                } else {
-                    b", "
-                };
-                joined.clear();
-                joined.extend_from_slice(first);
+    // HeaderMap iterates every value, the values of one name next to each other.
+    let mut it = head.headers.iter().peekable();
+    while let Some((name, first)) = it.next() {
+        let value: &[u8] = if it.peek().is_some_and(|(n, _)| *n == name) {
+            let sep: &[u8] = if name == http::header::COOKIE {
+                b"; "
+            } else {
+                b", "
+            };
+            joined.clear();
+            joined.extend_from_slice(first.as_bytes());
+            while let Some((_, v)) = it.next_if(|(n, _)| *n == name) {
                 joined.extend_from_slice(sep);
-                joined.extend_from_slice(second.as_bytes());
-                for v in values {
-                    joined.extend_from_slice(sep);
-                    joined.extend_from_slice(v.as_bytes());
-                }
-                &joined
+                joined.extend_from_slice(v.as_bytes());
             }
+            &joined
+        } else {
+            first.as_bytes()
         };
-        let key = header_key(py, name)?;
         if name == http::header::HOST {
-            host = Some(head.headers.get(name).map(|v| v.as_bytes()).unwrap_or(b""));
+            host = Some(first.as_bytes());
         }
-        env.set_item(key, latin1(py, value)?)?;
+        env.set_item(header_key(py, name)?, latin1(py, value)?)?;
     }
     let server_name: Bound<'_, PyString> = match host {
         Some(h) if !h.is_empty() => latin1(py, strip_port(h))?,
