@@ -32,6 +32,8 @@ pub struct Ctx {
     pub max_requests: u64,
     /// Notified when `max_requests` is reached.
     pub recycle: tokio::sync::Notify,
+    /// Static file serving, when any static option is set.
+    pub statics: Option<crate::statics::Statics>,
     /// Per Python thread: unix ms when its current request started, 0 when idle.
     pub busy_since: Vec<AtomicU64>,
 }

@@ -74,12 +74,18 @@ fn simple(
     text: &'static str,
     ctx: &Arc<Ctx>,
     start: Instant,
+    mut log: Option<Box<LogRecord>>,
 ) -> Response<RespBody> {
+    if let Some(l) = log.as_mut() {
+        l.status = status.as_u16();
+        l.headers = 1;
+        l.headers_bytes = 44;
+    }
     let mut r = Response::new(RespBody::new(
         ResponseBody::Full(Bytes::from_static(text.as_bytes())),
         ctx.clone(),
         start,
-        None,
+        log,
     ));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -108,52 +114,6 @@ pub fn header_collision(headers: &http::HeaderMap) -> Option<String> {
 async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Response<RespBody> {
     let start = Instant::now();
     let (parts, incoming) = req.into_parts();
-    if let Some(names) = header_collision(&parts.headers) {
-        tracing::warn!("refusing a request with colliding header names: {names}");
-        return simple(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: ambiguous header names\n",
-            &ctx,
-            start,
-        );
-    }
-    let limit = ctx.cfg.limit_post;
-    if limit > 0 {
-        let cl = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if cl.is_some_and(|cl| cl > limit) {
-            tracing::warn!(
-                "request body of {} bytes exceeds limit-post {limit}",
-                cl.unwrap_or(0)
-            );
-            return simple(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large\n",
-                &ctx,
-                start,
-            );
-        }
-    }
-    let body: RequestBody = match preread_http(incoming, ctx.preread, limit).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(_)) => {
-            tracing::warn!("request body exceeds limit-post {limit}");
-            return simple(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large\n",
-                &ctx,
-                start,
-            );
-        }
-        Err(e) => {
-            tracing::debug!("{e}");
-            return simple(StatusCode::BAD_REQUEST, "Bad Request\n", &ctx, start);
-        }
-    };
-
     let log = if ctx.cfg.disable_logging {
         None
     } else {
@@ -196,6 +156,69 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             core: 0,
             via: "",
         }))
+    };
+    if let Some(names) = header_collision(&parts.headers) {
+        tracing::warn!("refusing a request with colliding header names: {names}");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: ambiguous header names\n",
+            &ctx,
+            start,
+            log,
+        );
+    }
+    let limit = ctx.cfg.limit_post;
+    if limit > 0 {
+        let cl = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if cl.is_some_and(|cl| cl > limit) {
+            tracing::warn!(
+                "request body of {} bytes exceeds limit-post {limit}",
+                cl.unwrap_or(0)
+            );
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+                log,
+            );
+        }
+    }
+    if let Some(st) = &ctx.statics {
+        let path = liege_wsgi::handler::decode_path(parts.uri.path().as_bytes());
+        let answer = st.lookup(
+            parts.method.as_str().as_bytes(),
+            &path,
+            parts
+                .headers
+                .get(http::header::IF_MODIFIED_SINCE)
+                .map(|v| v.as_bytes()),
+        );
+        if let Some(a) = answer {
+            let is_head = parts.method == http::Method::HEAD;
+            return respond(crate::statics::into_head(a, is_head), ctx, start, log);
+        }
+    }
+    let body: RequestBody = match preread_http(incoming, ctx.preread, limit).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(_)) => {
+            tracing::warn!("request body exceeds limit-post {limit}");
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+                log,
+            );
+        }
+        Err(e) => {
+            tracing::debug!("{e}");
+            return simple(StatusCode::BAD_REQUEST, "Bad Request\n", &ctx, start, log);
+        }
     };
 
     let head = HttpHead {

@@ -24,6 +24,7 @@ mod control;
 mod ctx;
 mod http;
 mod queue;
+mod statics;
 mod uwsgi;
 
 use control::{Control, ControlEvent};
@@ -190,6 +191,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         max_requests,
         recycle: tokio::sync::Notify::new(),
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        statics: statics::Statics::new(&cfg.statics),
         permits: Arc::new(Semaphore::new(threads as usize * 2)),
         queue: queue.clone(),
         stats: Default::default(),

@@ -175,51 +175,6 @@ pub async fn serve<S: Sock>(
         .is_some_and(|ip| ctx.is_trusted(Some(ip)));
 
     // Body: what already arrived, then up to the pre-read size, then a pump task.
-    let mut pump = None;
-    let body = {
-        let mut initial = buf;
-        initial.truncate(cl.min(initial.len() as u64) as usize);
-        let want = cl.min(ctx.preread as u64) as usize;
-        while initial.len() < want {
-            match tokio::time::timeout(timeout, rd.read_buf(&mut initial)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
-                    tracing::debug!("uwsgi: client went away while sending the body");
-                    return;
-                }
-                Ok(Ok(_)) => {}
-            }
-        }
-        initial.truncate(cl.min(initial.len() as u64) as usize);
-        let left = cl - initial.len() as u64;
-        let rest = if left > 0 {
-            let (tx, rx) = mpsc::channel::<BodyChunk>(4);
-            pump = Some(tokio::spawn(async move {
-                let mut left = left;
-                while left > 0 {
-                    let mut chunk = BytesMut::with_capacity((left.min(64 * 1024)) as usize);
-                    let item = match tokio::time::timeout(timeout, rd.read_buf(&mut chunk)).await {
-                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(BodyError::Disconnected),
-                        Ok(Ok(n)) => {
-                            left -= n as u64;
-                            Ok(chunk.freeze())
-                        }
-                    };
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        return;
-                    }
-                }
-            }));
-            Some(rx)
-        } else {
-            None
-        };
-        RequestBody {
-            initial: initial.freeze(),
-            rest,
-        }
-    };
-
     let mut log = if ctx.cfg.disable_logging {
         None
     } else {
@@ -250,7 +205,64 @@ pub async fn serve<S: Sock>(
         })
     };
 
-    let head = dispatch(&ctx, Vars::Uwsgi(pairs), conn, body).await;
+    let mut pump = None;
+    let static_answer = ctx.statics.as_ref().and_then(|st| {
+        let method = var(b"REQUEST_METHOD").unwrap_or_default();
+        let path = var(b"PATH_INFO").unwrap_or_default();
+        let ims = var(b"HTTP_IF_MODIFIED_SINCE");
+        st.lookup(&method, &path, ims.as_deref())
+            .map(|a| (a, &method[..] == b"HEAD"))
+    });
+    let head = if let Some((answer, is_head)) = static_answer {
+        crate::statics::into_head(answer, is_head)
+    } else {
+        let body = {
+            let mut initial = buf;
+            initial.truncate(cl.min(initial.len() as u64) as usize);
+            let want = cl.min(ctx.preread as u64) as usize;
+            while initial.len() < want {
+                match tokio::time::timeout(timeout, rd.read_buf(&mut initial)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                        tracing::debug!("uwsgi: client went away while sending the body");
+                        return;
+                    }
+                    Ok(Ok(_)) => {}
+                }
+            }
+            initial.truncate(cl.min(initial.len() as u64) as usize);
+            let left = cl - initial.len() as u64;
+            let rest = if left > 0 {
+                let (tx, rx) = mpsc::channel::<BodyChunk>(4);
+                pump = Some(tokio::spawn(async move {
+                    let mut left = left;
+                    while left > 0 {
+                        let mut chunk = BytesMut::with_capacity((left.min(64 * 1024)) as usize);
+                        let item =
+                            match tokio::time::timeout(timeout, rd.read_buf(&mut chunk)).await {
+                                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(BodyError::Disconnected),
+                                Ok(Ok(n)) => {
+                                    left -= n as u64;
+                                    Ok(chunk.freeze())
+                                }
+                            };
+                        let stop = item.is_err();
+                        if tx.send(item).await.is_err() || stop {
+                            return;
+                        }
+                    }
+                }));
+                Some(rx)
+            } else {
+                None
+            };
+            RequestBody {
+                initial: initial.freeze(),
+                rest,
+            }
+        };
+
+        dispatch(&ctx, Vars::Uwsgi(pairs), conn, body).await
+    };
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&status_proto);
     out.push(b' ');
