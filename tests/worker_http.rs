@@ -365,3 +365,32 @@ fn add_header_and_max_requests_recycle() {
     assert_eq!(st.code(), Some(0));
     assert!(w.proc.output().contains("max-requests reached"));
 }
+
+/// 300 sequential requests on one keep-alive connection: catches Nagle/delayed-ACK stalls
+/// (40 ms each) and per-request wake-up problems. The bound is generous (debug build).
+#[test]
+fn sequential_keep_alive_requests_are_fast() {
+    let sb = Sandbox::new();
+    let w = start(&sb, "hello.py", |c| c.disable_logging = true);
+    let mut s = TcpStream::connect(w.addr(0).tcp()).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..300 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"Hello World") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    let per = t0.elapsed() / 300;
+    eprintln!("per request: {per:?}");
+    assert!(per < Duration::from_millis(10), "{per:?} per request");
+    assert!(
+        !w.proc.output().contains("[pid:"),
+        "disable-logging still logged requests"
+    );
+}
