@@ -102,6 +102,9 @@ fn vars_become_the_environ_as_latin1_str() {
     let mut vars = nginx_vars("GET", "/env", "a=1&b=%20", "/env?a=1&b=%20", "");
     vars.push(("HTTP_X_LATIN", "caf\u{e9}"));
     vars.push(("HTTP_X_FORWARDED_PROTO", "https"));
+    // A peer cannot set the server's own keys.
+    vars.push(("wsgi.url_scheme", "gopher"));
+    vars.push(("wsgi.input", "nope"));
     let out = t.send(&uwsgi_packet(&vars, b""));
     let r = Response::parse(out).unwrap();
     let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

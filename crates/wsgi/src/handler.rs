@@ -663,6 +663,8 @@ fn uwsgi_environ(
             b"UWSGI_SCHEME" => scheme = Some(v),
             b"HTTP_X_FORWARDED_PROTO" => xfp = Some(v),
             b"HTTP_X_FORWARDED_SSL" => xssl = Some(v),
+            // The server's own keys cannot be set by the peer.
+            k if k.starts_with(b"wsgi.") || k.starts_with(b"uwsgi.") => continue,
             _ => {}
         }
         env.set_item(latin1(py, k)?, latin1(py, v)?)?;
