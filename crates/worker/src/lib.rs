@@ -332,6 +332,13 @@ enum Listener {
 }
 
 fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
+    // The fd stays ours: processes the app spawns must not inherit the listening socket.
+    // SAFETY: the fd is open (inherited) for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(l.fd) };
+    nix::fcntl::fcntl(
+        borrowed,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     if l.unix {
         // SAFETY: the master passed this fd to us in WorkerBoot as a listening socket; we
         // are its only owner in this process.
