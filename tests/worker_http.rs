@@ -394,3 +394,49 @@ fn sequential_keep_alive_requests_are_fast() {
         "disable-logging still logged requests"
     );
 }
+
+/// Many concurrent keep-alive clients against 4 Python threads: every response belongs to
+/// its request (echoed bodies), none is lost.
+#[test]
+fn concurrent_clients_get_their_own_answers() {
+    let sb = Sandbox::new();
+    let w = start(&sb, "suite.py", |c| {
+        c.threads = 4;
+        c.disable_logging = true;
+    });
+    let addr = w.addr(0).tcp().to_string();
+    let hs: Vec<_> = (0..32)
+        .map(|client| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut buf = vec![0u8; 65536];
+                for i in 0..20 {
+                    let body = format!("client {client} request {i} {}", "x".repeat(i * 100));
+                    let req = format!(
+                        "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    s.write_all(req.as_bytes()).unwrap();
+                    let mut got = Vec::new();
+                    loop {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0);
+                        got.extend_from_slice(&buf[..n]);
+                        if let Some(r) = Response::parse(got.clone()) {
+                            let cl: usize = r.header("content-length").unwrap().parse().unwrap();
+                            if r.body.len() >= cl {
+                                assert_eq!(r.text(), body);
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
