@@ -440,3 +440,37 @@ fn concurrent_clients_get_their_own_answers() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn request_log_default_line_and_log_format() {
+    let sb = Sandbox::new();
+    let w = start(&sb, "hello.py", |_| {});
+    get(&w, "/a%20b?x=1");
+    w.proc.wait_output(
+        Duration::from_secs(5),
+        "GET /a%20b?x=1 => generated 11 bytes in ",
+    );
+    let out = w.proc.output();
+    let line = out.lines().find(|l| l.contains("GET /a%20b")).unwrap();
+    // uWSGI's layout (semantics §9), field by field.
+    assert!(
+        line.starts_with(&format!(
+            "[pid: {}|app: 0|req: 1/1] 127.0.0.1 () {{",
+            w.proc.pid()
+        )),
+        "{line}"
+    );
+    assert!(line.contains(" vars in "), "{line}");
+    assert!(line.contains("(HTTP/1.1 200) 1 headers in "), "{line}");
+    assert!(line.ends_with(" bytes (1 switches on core 0)"), "{line}");
+
+    let sb2 = Sandbox::new();
+    let w2 = start(&sb2, "suite.py", |c| {
+        c.log_format = Some("custom %(addr) %(method) %(uri) %(status) %(rsize) [%(var.HTTP_X_ID)] %(uagent) wid=%(wid) %(nope)".into());
+    });
+    req(&w2, "GET /x?y=1 HTTP/1.1\r\nHost: h\r\nX-Id: abc\r\nUser-Agent: ua/1\r\nConnection: close\r\n\r\n");
+    w2.proc.wait_output(
+        Duration::from_secs(5),
+        "custom 127.0.0.1 GET /x?y=1 404 13 [abc] ua/1 wid=1 -",
+    );
+}

@@ -34,6 +34,10 @@ pub struct Ctx {
     pub recycle: tokio::sync::Notify,
     /// Static file serving, when any static option is set.
     pub statics: Option<crate::statics::Statics>,
+    /// `log-format`, parsed once.
+    pub log_format: Option<crate::logfmt::LogFormat>,
+    /// This worker's id (`%(wid)`).
+    pub wid: u32,
     /// Per Python thread: unix ms when its current request started, 0 when idle.
     pub busy_since: Vec<AtomicU64>,
 }
@@ -204,49 +208,88 @@ pub struct LogRecord {
     pub core: u32,
     /// `" via sendfile()"` etc., appended after the timing like uWSGI.
     pub via: &'static str,
+    /// For `log-format`: REMOTE_USER, Host, User-Agent, Referer, the request Content-Length,
+    /// and the `var.NAME` values the template asks for (in its order).
+    pub user: String,
+    pub host: String,
+    pub uagent: String,
+    pub referer: String,
+    pub cl: u64,
+    pub req_vars: Vec<String>,
 }
 
 impl LogRecord {
     /// Write the line to stderr in one write.
     pub fn write(&self, ctx: &Ctx, req_no: u64, sent: u64, elapsed: Duration) {
-        let secs = self
-            .started
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as libc::time_t)
-            .unwrap_or(0);
-        let mut buf = [0 as libc::c_char; 64];
-        // SAFETY: ctime_r writes at most 26 bytes into the 64-byte buffer.
-        let ct = unsafe {
-            let p = libc::ctime_r(&secs, buf.as_mut_ptr());
-            if p.is_null() {
-                String::new()
-            } else {
-                std::ffi::CStr::from_ptr(p)
-                    .to_string_lossy()
-                    .trim_end()
-                    .to_string()
+        let line = match &ctx.log_format {
+            Some(lf) => lf.render(&crate::logfmt::Fields {
+                uri: &self.uri,
+                method: &self.method,
+                user: &self.user,
+                addr: &self.addr,
+                host: &self.host,
+                proto: self.proto,
+                uagent: &self.uagent,
+                referer: &self.referer,
+                status: self.status,
+                rsize: sent,
+                hsize: self.headers_bytes,
+                cl: self.cl,
+                elapsed,
+                started: self.started,
+                pid: ctx.pid,
+                wid: ctx.wid,
+                core: self.core,
+                vars: self.vars,
+                pktsize: self.vars_bytes,
+                headers: self.headers,
+                req_vars: &self.req_vars,
+            }),
+            None => {
+                let app = if ctx.app_loaded { 0 } else { -1 };
+                format!(
+                    "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} ({user}) {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs{via} ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
+                    pid = ctx.pid,
+                    n = if ctx.app_loaded { req_no as i64 } else { -1 },
+                    addr = self.addr,
+                    user = self.user,
+                    vars = self.vars,
+                    vb = self.vars_bytes,
+                    ct = cached_ctime(self.started),
+                    method = self.method,
+                    uri = self.uri,
+                    ms = elapsed.as_millis(),
+                    via = self.via,
+                    proto = self.proto,
+                    status = self.status,
+                    h = self.headers,
+                    hb = self.headers_bytes,
+                    core = self.core,
+                )
             }
         };
-        let app = if ctx.app_loaded { 0 } else { -1 };
-        let line = format!(
-            "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} () {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs{via} ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
-            pid = ctx.pid,
-            n = if ctx.app_loaded { req_no as i64 } else { -1 },
-            addr = self.addr,
-            vars = self.vars,
-            vb = self.vars_bytes,
-            method = self.method,
-            uri = self.uri,
-            ms = elapsed.as_millis(),
-            proto = self.proto,
-            status = self.status,
-            h = self.headers,
-            hb = self.headers_bytes,
-            core = self.core,
-            via = self.via,
-        );
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
+}
+
+/// `ctime()` of the request start, formatted once per second (log lines are written by the
+/// I/O thread only).
+fn cached_ctime(t: SystemTime) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, crate::logfmt::ctime(t));
+        }
+        c.1.clone()
+    })
 }
 
 #[cfg(test)]

@@ -155,6 +155,23 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             headers_bytes: 0,
             core: 0,
             via: "",
+            user: String::new(),
+            host: hdr(&parts.headers, http::header::HOST),
+            uagent: hdr(&parts.headers, http::header::USER_AGENT),
+            referer: hdr(&parts.headers, http::header::REFERER),
+            cl: hdr(&parts.headers, http::header::CONTENT_LENGTH)
+                .parse()
+                .unwrap_or(0),
+            req_vars: ctx
+                .log_format
+                .as_ref()
+                .map(|lf| {
+                    lf.req_vars
+                        .iter()
+                        .map(|v| http_var(v, &parts, conn))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
     };
     if let Some(names) = header_collision(&parts.headers) {
@@ -294,4 +311,41 @@ fn respond(
         h.append(k.clone(), v.clone());
     }
     r
+}
+
+fn hdr(h: &http::HeaderMap, name: http::header::HeaderName) -> String {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A request variable by its CGI/environ name, for `%(var.NAME)` in `log-format`.
+fn http_var(name: &str, parts: &http::request::Parts, conn: &ConnInfo) -> String {
+    if let Some(h) = name.strip_prefix("HTTP_") {
+        let h = h.to_ascii_lowercase().replace('_', "-");
+        return parts
+            .headers
+            .get(h.as_str())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+    }
+    match name {
+        "REQUEST_METHOD" => parts.method.to_string(),
+        "REQUEST_URI" => parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        "PATH_INFO" => String::from_utf8_lossy(&liege_wsgi::handler::decode_path(
+            parts.uri.path().as_bytes(),
+        ))
+        .into_owned(),
+        "QUERY_STRING" => parts.uri.query().unwrap_or("").to_string(),
+        "CONTENT_TYPE" => hdr(&parts.headers, http::header::CONTENT_TYPE),
+        "CONTENT_LENGTH" => hdr(&parts.headers, http::header::CONTENT_LENGTH),
+        "REMOTE_ADDR" => conn.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        "REMOTE_PORT" => conn.peer.map(|p| p.port().to_string()).unwrap_or_default(),
+        "SERVER_PORT" => conn.server_port.to_string(),
+        _ => String::new(),
+    }
 }

@@ -23,6 +23,7 @@ mod body;
 mod control;
 mod ctx;
 mod http;
+mod logfmt;
 mod queue;
 mod statics;
 mod uwsgi;
@@ -192,6 +193,8 @@ pub fn run(boot: WorkerBoot) -> i32 {
         recycle: tokio::sync::Notify::new(),
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         statics: statics::Statics::new(&cfg.statics),
+        log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
+        wid: boot.id,
         permits: Arc::new(Semaphore::new(threads as usize * 2)),
         queue: queue.clone(),
         stats: Default::default(),

@@ -202,6 +202,19 @@ pub async fn serve<S: Sock>(
             headers_bytes: 0,
             core: 0,
             via: "",
+            user: s(b"REMOTE_USER"),
+            host: var(b"HTTP_HOST")
+                .or_else(|| var(b"SERVER_NAME"))
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default(),
+            uagent: s(b"HTTP_USER_AGENT"),
+            referer: s(b"HTTP_REFERER"),
+            cl,
+            req_vars: ctx
+                .log_format
+                .as_ref()
+                .map(|lf| lf.req_vars.iter().map(|v| s(v.as_bytes())).collect())
+                .unwrap_or_default(),
         })
     };
 
