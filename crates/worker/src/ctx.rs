@@ -268,6 +268,16 @@ impl LogRecord {
                 )
             }
         };
+        let line = match &ctx.cfg.log_date {
+            None => line,
+            Some(f) if f.is_empty() => {
+                format!("{} - {line}", crate::logfmt::ctime(SystemTime::now()))
+            }
+            Some(f) => format!(
+                "{}{line}",
+                crate::logfmt::local_strftime(SystemTime::now(), f)
+            ),
+        };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
