@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Events are coalesced for this long before a rescan (bounded: later events do not push the
 /// rescan back), so that a burst of writes is read once, complete.
-const DEBOUNCE: Duration = Duration::from_millis(5);
+const DEBOUNCE: Duration = Duration::from_millis(15);
 /// A file must stay missing this long before its vassal is stopped, so that editors that
 /// rename the old file away before writing the new one do not cause a stop/start.
 const MISSING_GRACE: Duration = Duration::from_millis(100);
@@ -100,7 +100,7 @@ impl Entry {
 
 /// systemd notification bookkeeping.
 struct Systemd {
-    enabled: bool,
+    notifier: crate::systemd::Notifier,
     ready_sent: bool,
     reloading: bool,
     last_status: String,
@@ -239,7 +239,7 @@ impl Emperor {
             first_scan_done: false,
             shutdown: None,
             sd: Systemd {
-                enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+                notifier: crate::systemd::Notifier::from_env(),
                 ready_sent: false,
                 reloading: false,
                 last_status: String::new(),
@@ -312,7 +312,7 @@ impl Emperor {
         }
 
         let mut watchdog = sd_notify::watchdog_enabled()
-            .filter(|_| self.sd.enabled)
+            .filter(|_| self.sd.notifier.enabled())
             .map(|d| {
                 let mut iv = tokio::time::interval((d / 2).max(Duration::from_millis(10)));
                 iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -361,7 +361,7 @@ impl Emperor {
                 _ = int.recv() => self.begin_shutdown(false),
                 _ = quit.recv() => self.begin_shutdown(false),
                 _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    self.sd.notifier.send("WATCHDOG=1\n".into(), true);
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -372,6 +372,9 @@ impl Emperor {
 
     fn deadline(&self, now: Instant) -> Instant {
         let mut d = self.next_full_scan;
+        if self.sd.notifier.has_pending() {
+            d = d.min(now + Duration::from_millis(20));
+        }
         if let Some(r) = self.rescan_at {
             d = d.min(r);
         }
@@ -544,32 +547,33 @@ impl Emperor {
                 }
                 return;
             }
-            if e.refusal.take().is_some() {
+            if let Some(old) = e.refusal.take() {
                 tracing::info!(vassal = %path.display(), "tyrant mode accepts the file now");
+                if e.life.last_error.as_ref() == Some(&old) {
+                    e.life.last_error = None;
+                }
             }
         }
         match validation {
             Err(msg) => {
+                let msg = format!("invalid configuration: {msg}");
                 if e.config_error.as_ref() != Some(&msg) {
                     if running {
-                        tracing::error!(vassal = %path.display(), "invalid configuration, the vassal keeps running its last good one: {msg}");
+                        tracing::error!(vassal = %path.display(), "the vassal keeps running its last good configuration; {msg}");
                     } else {
-                        tracing::error!(vassal = %path.display(), "invalid configuration, not started: {msg}");
+                        tracing::error!(vassal = %path.display(), "not started; {msg}");
                     }
                 }
                 e.config_error = Some(msg.clone());
-                self.feed(
-                    path,
-                    Event::Invalid {
-                        reason: format!("invalid configuration: {msg}"),
-                    },
-                    now,
-                );
+                self.feed(path, Event::Invalid { reason: msg }, now);
                 return;
             }
             Ok(()) => {
-                if e.config_error.take().is_some() {
+                if let Some(old) = e.config_error.take() {
                     tracing::info!(vassal = %path.display(), "configuration valid again");
+                    if e.life.last_error.as_ref() == Some(&old) {
+                        e.life.last_error = None;
+                    }
                 }
             }
         }
@@ -633,12 +637,12 @@ impl Emperor {
             return;
         }
         tracing::info!("SIGHUP: reloading every vassal gracefully");
-        if self.sd.enabled {
-            let mut st = vec![sd_notify::NotifyState::Reloading];
+        if self.sd.notifier.enabled() {
+            let mut msg = String::from("RELOADING=1\n");
             if let Ok(m) = sd_notify::NotifyState::monotonic_usec_now() {
-                st.push(m);
+                msg.push_str(&format!("{m}\n"));
             }
-            let _ = sd_notify::notify(&st);
+            self.sd.notifier.send(msg, false);
             self.sd.reloading = true;
         }
         let now = Instant::now();
@@ -673,8 +677,8 @@ impl Emperor {
             self.vassals.len(),
             if graceful { "gracefully" } else { "now" }
         );
-        if self.sd.enabled {
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        if self.sd.notifier.enabled() {
+            self.sd.notifier.send("STOPPING=1\n".into(), false);
         }
         let now = Instant::now();
         let keys: Vec<PathBuf> = self.vassals.keys().cloned().collect();
@@ -835,9 +839,10 @@ impl Emperor {
     }
 
     fn sd_update(&mut self) {
-        if !self.sd.enabled {
+        if !self.sd.notifier.enabled() {
             return;
         }
+        self.sd.notifier.flush();
         let counts = self.counts();
         let mut status = format!("The Emperor is governing {} vassals", self.vassals.len());
         if !counts.is_empty() {
@@ -851,18 +856,16 @@ impl Emperor {
             );
         }
         let settled = self.first_scan_done && self.vassals.values().all(|e| e.life.state.settled());
-        let mut msgs = Vec::new();
+        let mut msg = String::new();
         if self.shutdown.is_none() && settled && (!self.sd.ready_sent || self.sd.reloading) {
-            msgs.push(sd_notify::NotifyState::Ready);
+            msg.push_str("READY=1\n");
             self.sd.ready_sent = true;
             self.sd.reloading = false;
         }
         let status_changed = status != self.sd.last_status;
-        if status_changed || !msgs.is_empty() {
-            msgs.push(sd_notify::NotifyState::Status(&status));
-            if let Err(e) = sd_notify::notify(&msgs) {
-                tracing::debug!("sd_notify: {e}");
-            }
+        if status_changed || !msg.is_empty() {
+            msg.push_str(&format!("STATUS={status}\n"));
+            self.sd.notifier.send(msg, false);
         }
         if status_changed {
             self.sd.last_status = status;

@@ -5,7 +5,7 @@
 //! * **Desired state is the files on disk.** Every `emperor = DIR|GLOB` is a [`monitor`]. A
 //!   scan lists the matching `*.ini` files with a [`monitor::Fingerprint`] (device, inode,
 //!   size, mtime in ns). inotify (the `notify` crate) only *wakes* the loop: any event in a
-//!   watched directory schedules a rescan 5 ms later, so save-by-rename, symlink swaps
+//!   watched directory schedules a rescan 15 ms later, so save-by-rename, symlink swaps
 //!   (Kubernetes `..data`), new directories matching a glob and inotify queue overflows are
 //!   all handled by the same comparison. A slow periodic rescan (`emperor-freq`) is the
 //!   safety net for filesystems without inotify.
@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod spawn;
 pub mod state;
 pub mod stats;
+pub mod systemd;
 
 use liege_config::Settings;
 
