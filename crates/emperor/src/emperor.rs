@@ -71,6 +71,9 @@ struct Entry {
     missing_since: Option<Instant>,
     first_attempt: Option<Instant>,
     last_attempt: Option<Instant>,
+    /// Reload bytes sent, and when the last one was (for latency measurements).
+    reloads: u64,
+    last_reload: Option<SystemTime>,
 }
 
 impl Entry {
@@ -91,6 +94,8 @@ impl Entry {
             missing_since: None,
             first_attempt: None,
             last_attempt: None,
+            reloads: 0,
+            last_reload: None,
         }
     }
     fn blocked(&self) -> Option<&String> {
@@ -278,6 +283,22 @@ impl Emperor {
         let wake = self.wake.clone();
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             match res {
+                // Reads (ours, the vassals') change nothing.
+                Ok(ev)
+                    if matches!(
+                        ev.kind,
+                        notify::EventKind::Access(
+                            notify::event::AccessKind::Open(_)
+                                | notify::event::AccessKind::Read
+                                | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                                | notify::event::AccessKind::Close(
+                                    notify::event::AccessMode::Execute
+                                )
+                        )
+                    ) =>
+                {
+                    return
+                }
                 Ok(ev) => tracing::trace!(?ev, "fs event"),
                 Err(e) => {
                     tracing::warn!("file watcher error (the periodic rescan still runs): {e}")
@@ -382,9 +403,6 @@ impl Emperor {
             if let Some(t) = e.life.next_deadline(&self.policy) {
                 d = d.min(t);
             }
-            if let Some(m) = e.missing_since {
-                d = d.min(m + MISSING_GRACE);
-            }
         }
         d.max(now)
     }
@@ -461,6 +479,9 @@ impl Emperor {
             let e = self.vassals.get_mut(&p).expect("present");
             let since = *e.missing_since.get_or_insert(now);
             if now < since + MISSING_GRACE {
+                // Look again when the grace period is over.
+                let t = since + MISSING_GRACE;
+                self.rescan_at = Some(self.rescan_at.map_or(t, |r| r.min(t)));
                 continue;
             }
             if matches!(
@@ -589,6 +610,18 @@ impl Emperor {
                 Event::Stop {
                     then: AfterStop::Restart,
                     graceful: true,
+                },
+                now,
+            );
+        } else if matches!(e.life.state, VassalState::Starting { .. }) {
+            // Not up yet (maybe failing to start): start it afresh with the new file rather
+            // than asking a process that may never read the pipe to reload.
+            tracing::info!(vassal = %path.display(), "vassal file changed while starting: restarting");
+            self.feed(
+                path,
+                Event::Stop {
+                    then: AfterStop::Restart,
+                    graceful: false,
                 },
                 now,
             );
@@ -738,6 +771,8 @@ impl Emperor {
                 };
                 if b == proto::TO_VASSAL_RELOAD {
                     e.force_hash = e.disk_hash;
+                    e.reloads += 1;
+                    e.last_reload = Some(SystemTime::now());
                 }
                 if let Some(ctl) = &e.ctl {
                     let _ = ctl.send(Ctl::Byte(b));
@@ -910,9 +945,9 @@ impl Emperor {
                 born: self.epoch(v.born),
                 last_mod: e.mtime_secs,
                 last_heartbeat: self.epoch(v.last_heartbeat),
-                loyal: self.epoch(v.loyal),
-                ready: self.epoch(v.ready.or(v.accepting)),
-                accepting: self.epoch(v.accepting),
+                loyal: v.loyal.is_some() as i64,
+                ready: (v.ready.is_some() || v.accepting.is_some()) as i64,
+                accepting: v.accepting.is_some() as i64,
                 last_loyal: self.epoch(v.loyal),
                 last_ready: self.epoch(v.ready),
                 last_accepting: self.epoch(v.accepting),
@@ -941,6 +976,12 @@ impl Emperor {
                 next_retry,
                 next_retry_in_ms: next_in,
                 attempts: v.attempts as i64,
+                reloads: e.reloads as i64,
+                last_reload_ms: e
+                    .last_reload
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
             });
         }
         StatsDoc {

@@ -61,6 +61,12 @@ pub struct VassalStats {
     pub next_retry_in_ms: i64,
     #[serde(default)]
     pub attempts: i64,
+    /// Reload requests sent to this vassal (touch, edit, SIGHUP).
+    #[serde(default)]
+    pub reloads: i64,
+    /// Epoch milliseconds of the last reload request (0 = none).
+    #[serde(default)]
+    pub last_reload_ms: i64,
 }
 
 /// A throttled vassal, in uWSGI's blacklist shape.
