@@ -1,26 +1,113 @@
 //! liege's configuration layer: the uWSGI option registry, ini/command-line/environment
 //! loading with uWSGI 2.0 semantics, and the typed structs every process role receives.
 //!
-//! Stages (see docs/architecture.md): sources (env, argv, ini files) → an ordered list of
-//! `(option, value, origin)` entries → expansion (`$()`, `@()`, `%()`) → typed [`Settings`].
+//! # Stages
+//!
+//! 1. **Sources** ([`source`]): `UWSGI_*`/`LIEGE_*` environment variables, then the command
+//!    line left to right. `--ini FILE[:section]`, positional `*.ini` arguments, and `ini` /
+//!    `include` lines are read at once and spliced in place. Each ini line has its magic
+//!    variables (`%d`, `%n`, ... — [`magic`]) substituted before it is parsed. The result is one
+//!    ordered list of raw `(key, value, origin)` entries.
+//!    Config logic (`for`, `if-env`, `if-exists`, ... — [`logic`]) is evaluated as the
+//!    file is read.
+//! 2. **Classification** ([`build`]): each key is an option of the [`registry`] (by name, alias
+//!    or short flag), a placeholder (`set-placeholder`, `set`, or an unknown key that some value
+//!    references as `%(key)`), a uWSGI option liege does not implement, or an unknown key.
+//! 3. **Expansion** ([`expand`]): `$(ENV)`, then `@(file)`, then `%(name)` over every entry,
+//!    after all sources are in (so forward references work). `%(name)` takes the first value
+//!    ever given to `name`; unresolved references stay verbatim (an error in strict mode).
+//! 4. **Application** ([`build`]): entries are applied in order to [`Settings`]: scalars last
+//!    wins, repeatable options accumulate. Values are parsed ([`value`]) and validated; every
+//!    error names the option, the value and the origin (file and line, argument or variable).
+//! 5. **Rendering** ([`render`]): `--help`, `--check` and `docs/options.md` from the same
+//!    registry.
+//!
+//! The crate does no I/O beyond reading config files, `@(file)` files and the environment.
 
+pub mod build;
+pub mod error;
+pub mod expand;
+pub mod logic;
+pub mod magic;
+pub mod registry;
+pub mod render;
+pub mod source;
 pub mod typed;
+pub mod value;
 
+pub use error::{ConfigError, Origin};
 pub use typed::*;
 
-/// A configuration error: always names the option, the value and where it came from.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+use std::ffi::OsString;
+use std::path::Path;
 
 /// Parse a whole command line (argv without the program name) and the process environment.
 ///
-/// STUB: replaced by the real loader (issue 2).
+/// Relative paths (emperor monitors, `%p`) resolve against the current directory.
 pub fn parse_command_line(
-    _args: &[std::ffi::OsString],
-    _env: &[(String, String)],
+    args: &[OsString],
+    env: &[(String, String)],
 ) -> Result<Action, Vec<ConfigError>> {
-    Err(vec![ConfigError(
-        "configuration loader not implemented yet".into(),
-    )])
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    parse_in(args, env, &cwd)
 }
+
+/// [`parse_command_line`] with an explicit working directory.
+pub fn parse_in(
+    args: &[OsString],
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<Action, Vec<ConfigError>> {
+    let mut loader = source::Loader::new(cwd.to_path_buf());
+    loader.env(env);
+    loader.args(args);
+    let collected = loader.finish();
+    let c = collected.commands.clone();
+    if c.help || (args.is_empty() && collected.entries.is_empty() && collected.errors.is_empty()) {
+        return Ok(Action::Help(render::help()));
+    }
+    if c.version {
+        return Ok(Action::Version);
+    }
+    if c.reload.is_some() || c.stop.is_some() || c.status.is_some() {
+        if !collected.errors.is_empty() {
+            return Err(collected.errors);
+        }
+        return Ok(match (c.reload, c.stop, c.status) {
+            (Some(p), _, _) => Action::Reload(p),
+            (_, Some(p), _) => Action::Stop(p),
+            (_, _, Some(a)) => Action::Status(a),
+            _ => unreachable!("checked above"),
+        });
+    }
+    let outcome = build::build(collected, env, cwd);
+    // Errors from stage 1 were moved into `build`, which returns them with its own.
+    if !outcome.errors.is_empty() {
+        return Err(outcome.errors);
+    }
+    if c.check {
+        return Ok(Action::Check(render::check(
+            &outcome.settings,
+            &outcome.applied,
+            &outcome.placeholders,
+        )));
+    }
+    Ok(Action::Run(Box::new(outcome.settings)))
+}
+
+/// Parse only ini text (as if it were the file `path`), for tests and tools: the same stages
+/// as [`parse_in`] without command line or environment.
+pub fn parse_ini_str(text: &str, path: &Path, cwd: &Path) -> Result<Settings, Vec<ConfigError>> {
+    let mut loader = source::Loader::new(cwd.to_path_buf());
+    let fm = magic::FileMagic::new(path, &path.to_string_lossy(), "", cwd);
+    loader.parse_ini(text, path, None, &fm);
+    let outcome = build::build(loader.finish(), &[], cwd);
+    if outcome.errors.is_empty() {
+        Ok(outcome.settings)
+    } else {
+        Err(outcome.errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

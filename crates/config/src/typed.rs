@@ -144,6 +144,8 @@ pub struct WorkerConfig {
     pub http_keepalive: bool,
     /// `add-header = Name: value` added to every response.
     pub add_headers: Vec<String>,
+    /// `max-requests-delta`: this worker recycles after `max_requests + id * delta` requests.
+    pub max_requests_delta: u64,
 }
 
 /// An `attach-daemon*` / `smart-attach-daemon*` entry (uWSGI semantics §6.1).
@@ -258,6 +260,9 @@ pub struct MasterConfig {
     pub procname_prefix: Option<String>,
     pub umask: Option<u32>,
     pub worker: WorkerConfig,
+    /// `reload-on-rss` in bytes (the option is written in MiB): recycle a worker whose RSS
+    /// exceeds it after a request.
+    pub reload_on_rss: Option<u64>,
 }
 
 /// The Emperor (uWSGI semantics §7).
@@ -396,6 +401,7 @@ impl Default for WorkerConfig {
             statics: StaticConfig::default(),
             http_keepalive: true,
             add_headers: Vec::new(),
+            max_requests_delta: 0,
         }
     }
 }
@@ -454,6 +460,7 @@ impl Default for MasterConfig {
             procname_prefix: None,
             umask: None,
             worker: WorkerConfig::default(),
+            reload_on_rss: None,
         }
     }
 }

@@ -5,3 +5,4 @@
 
 pub mod control;
 pub mod emperor;
+pub mod uwsgi;

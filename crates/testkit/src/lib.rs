@@ -428,3 +428,4 @@ pub fn repo_root() -> PathBuf {
         .canonicalize()
         .expect("repo root")
 }
+pub mod worker;

@@ -1,11 +1,507 @@
 //! The worker role: embeds CPython (through liege-wsgi) and serves HTTP/1.1 and the uwsgi
 //! protocol on listening sockets inherited from the master.
+//!
+//! # Theory of operation
+//!
+//! ```text
+//!  process main thread ── Python::initialize, app import ── Python thread, core 0
+//!  liege-py-N threads  ── Python threads, cores 1..threads
+//!  liege-io thread     ── tokio current_thread runtime: accept, hyper, uwsgi codec,
+//!                         control socket, signals, stats
+//! ```
+//!
+//! The I/O thread reads each request head (and up to 64 KiB of body) before handing it to a
+//! Python thread through a FIFO ([`queue::JobQueue`]) bounded by a semaphore; a slow client
+//! therefore never holds a Python thread. Python threads release the GIL whenever they wait
+//! (for a request, for body bytes, for room in the response channel).
+//!
+//! Lifecycle ([`Phase`]): `Starting` → `Serving` (Ready sent) → `Draining` (SIGTERM,
+//! `GracefulStop`, control EOF: stop accepting, finish in-flight requests) → exit 0.
+//! SIGINT, SIGQUIT and `Stop` exit at once.
 
-use liege_config::WorkerBoot;
+mod body;
+mod control;
+mod ctx;
+mod http;
+mod queue;
+mod uwsgi;
+
+use control::{Control, ControlEvent};
+use ctx::Ctx;
+use liege_config::{InheritedListener, Protocol, WorkerBoot};
+use liege_protocol::control::{FromWorker, ToWorker};
+use liege_wsgi::types::ConnInfo;
+use pyo3::prelude::*;
+use queue::JobQueue;
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// Exit code when the app cannot be loaded and `need-app` is on (uWSGI's).
+pub const EXIT_NO_APP: i32 = 22;
+
+/// The worker's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Serving,
+    Draining,
+    Stopped,
+}
+
+/// What moves the lifecycle.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Accepting,
+    Graceful(&'static str),
+    Immediate(&'static str),
+    Drained,
+}
+
+/// The one transition function.
+fn transition(phase: Phase, ev: Event) -> Phase {
+    match (phase, ev) {
+        (Phase::Starting, Event::Accepting) => Phase::Serving,
+        (Phase::Starting | Phase::Serving, Event::Graceful(_)) => Phase::Draining,
+        (_, Event::Immediate(_)) => Phase::Stopped,
+        (Phase::Draining, Event::Drained) => Phase::Stopped,
+        (p, _) => p,
+    }
+}
 
 /// Run a worker until it is told to stop; returns the process exit code.
 pub fn run(boot: WorkerBoot) -> i32 {
     liege_sys::log::init(&format!("worker {}", boot.id));
-    tracing::error!("worker role not implemented yet");
-    1
+    if let Err(code) = orphan_guard(boot.master_pid) {
+        return code;
+    }
+    let cfg = boot.config.clone();
+
+    // env / unenv / chdir before the interpreter starts: os.environ and "." reflect them.
+    // The process is still single-threaded here.
+    for e in &cfg.app.env {
+        match e.split_once('=') {
+            Some((k, v)) => std::env::set_var(k, v),
+            None => std::env::set_var(e, ""),
+        }
+    }
+    for k in &cfg.app.unenv {
+        std::env::remove_var(k);
+    }
+    if let Some(dir) = &cfg.app.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            tracing::error!("chdir {}: {e}", dir.display());
+            return 1;
+        }
+    }
+
+    let mut argv = vec!["liege".to_string()];
+    if let Some(a) = &cfg.app.pyargv {
+        argv.extend(a.split_whitespace().map(str::to_string));
+    }
+    let opts = liege_wsgi::interp::InterpOptions {
+        home: cfg.app.home.clone(),
+        optimize: cfg.app.optimize,
+        argv,
+    };
+    if let Err(e) = liege_wsgi::interp::initialize(&opts) {
+        tracing::error!("{e}");
+        return 1;
+    }
+
+    let loaded = Python::attach(|py| liege_wsgi::app::load(py, &cfg.app));
+    let app = match loaded {
+        Ok(app) => {
+            tracing::info!(
+                "WSGI app 0 (mountpoint='') ready in worker {} (pid: {})",
+                boot.id,
+                std::process::id()
+            );
+            Ok(app)
+        }
+        Err(e) => {
+            if let Some(tb) = &e.traceback {
+                tracing::error!("{}", tb.trim_end());
+            }
+            tracing::error!("cannot load the app: {e}");
+            if cfg.app.need_app {
+                tracing::error!("*** no app loaded. GAME OVER *** (need-app)");
+                return EXIT_NO_APP;
+            }
+            tracing::warn!("need-app = false: every request will get a 500");
+            Err(e.to_string())
+        }
+    };
+    if let Some(dir) = &cfg.app.chdir2 {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            tracing::error!("chdir2 {}: {e}", dir.display());
+            return 1;
+        }
+    }
+    let app_loaded = app.is_ok();
+    let env_opts = liege_wsgi::EnvironOptions {
+        multithread: cfg.threads > 1,
+        multiprocess: cfg.processes > 1,
+        file_wrapper: !cfg.disable_file_wrapper,
+    };
+    let handler = match Python::attach(|py| liege_wsgi::Handler::new(py, app, &env_opts)) {
+        Ok(h) => Arc::new(h),
+        Err(e) => {
+            tracing::error!("cannot set up the WSGI handler: {e}");
+            return 1;
+        }
+    };
+
+    let control = match Control::adopt(boot.control_fd) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!("no control socket ({e}); running without a master channel");
+            None
+        }
+    };
+
+    let threads = cfg.threads.max(1);
+    let queue = Arc::new(JobQueue::default());
+    let (trusted, trust_unix) = ctx::parse_trusted(&cfg.trusted_proxies);
+    let preread = (cfg.post_buffering as usize).max(ctx::PREREAD);
+    let ctx = Arc::new(Ctx {
+        permits: Arc::new(Semaphore::new(threads as usize * 2)),
+        queue: queue.clone(),
+        stats: Default::default(),
+        exceptions: handler.exceptions.clone(),
+        trusted,
+        trust_unix,
+        pid: std::process::id(),
+        app_loaded,
+        preread,
+        cfg,
+    });
+
+    // Python threads 1..threads (the main thread is core 0).
+    let mut py_threads = Vec::new();
+    for core in 1..threads {
+        let q = queue.clone();
+        let h = handler.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("liege-py-{core}"))
+            .spawn(move || python_loop(&q, &h, core));
+        match t {
+            Ok(t) => py_threads.push(t),
+            Err(e) => {
+                tracing::error!("cannot start Python thread {core}: {e}");
+                return 1;
+            }
+        }
+    }
+
+    let io_ctx = ctx.clone();
+    let io_control = control.clone();
+    let listeners = boot.listeners.clone();
+    let io = std::thread::Builder::new()
+        .name("liege-io".into())
+        .spawn(move || io_thread(io_ctx, listeners, io_control));
+    let io = match io {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("cannot start the I/O thread: {e}");
+            return 1;
+        }
+    };
+
+    python_loop(&queue, &handler, 0);
+    for t in py_threads {
+        let _ = t.join();
+    }
+    let code = io.join().unwrap_or(1);
+    Python::attach(|py| {
+        if let Ok(atexit) = py.import("atexit") {
+            if let Err(e) = atexit.call_method0("_run_exitfuncs") {
+                tracing::warn!("atexit: {e}");
+            }
+        }
+    });
+    if let Some(c) = &control {
+        c.send(&FromWorker::Stats(ctx.snapshot()));
+    }
+    tracing::info!("worker {} (pid {}) exiting", boot.id, std::process::id());
+    code
+}
+
+/// PR_SET_PDEATHSIG, then check the parent is still the master (the setting does nothing
+/// if it already died).
+fn orphan_guard(master_pid: i32) -> Result<(), i32> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and has no memory arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
+        tracing::warn!("PR_SET_PDEATHSIG: {}", std::io::Error::last_os_error());
+    }
+    let ppid = nix::unistd::getppid().as_raw();
+    if master_pid > 0 && ppid != master_pid {
+        tracing::error!("parent is pid {ppid}, not the master {master_pid}: exiting");
+        return Err(1);
+    }
+    Ok(())
+}
+
+/// One Python thread: attach once, then wait for requests with the GIL released.
+fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32) {
+    Python::attach(|py| loop {
+        let job = match queue.try_pop() {
+            Some(j) => Some(j),
+            None => py.detach(|| queue.pop()),
+        };
+        match job {
+            Some(req) => handler.handle(py, core, req),
+            None => break,
+        }
+    });
+}
+
+fn io_thread(
+    ctx: Arc<Ctx>,
+    listeners: Vec<InheritedListener>,
+    control: Option<Arc<Control>>,
+) -> i32 {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot build the tokio runtime: {e}");
+            ctx.queue.close();
+            return 1;
+        }
+    };
+    let code = rt.block_on(io_main(ctx.clone(), listeners, control));
+    ctx.queue.close();
+    code
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
+    if l.unix {
+        // SAFETY: the master passed this fd to us in WorkerBoot as a listening socket; we
+        // are its only owner in this process.
+        let std_l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(l.fd) };
+        std_l.set_nonblocking(true)?;
+        Ok(Listener::Unix(tokio::net::UnixListener::from_std(std_l)?))
+    } else {
+        // SAFETY: as above, a listening TCP socket owned by this process alone.
+        let std_l = unsafe { std::net::TcpListener::from_raw_fd(l.fd) };
+        std_l.set_nonblocking(true)?;
+        Ok(Listener::Tcp(tokio::net::TcpListener::from_std(std_l)?))
+    }
+}
+
+async fn io_main(
+    ctx: Arc<Ctx>,
+    listeners: Vec<InheritedListener>,
+    control: Option<Arc<Control>>,
+) -> i32 {
+    let mut phase = Phase::Starting;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Every connection task holds a clone; when all are gone, draining is over.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let builder = Arc::new(http::builder(&ctx));
+
+    let (mut sigterm, mut sigint, mut sigquit) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        _ => {
+            tracing::error!("cannot install signal handlers");
+            return 1;
+        }
+    };
+
+    for spec in &listeners {
+        let l = match adopt_listener(spec) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(
+                    "cannot use inherited listener {} (fd {}): {e}",
+                    spec.name,
+                    spec.fd
+                );
+                return 1;
+            }
+        };
+        tokio::spawn(accept_loop(
+            l,
+            spec.protocol,
+            ctx.clone(),
+            builder.clone(),
+            shutdown_rx.clone(),
+            alive_tx.clone(),
+        ));
+    }
+    drop(alive_tx);
+
+    let mut reader = match control.as_ref().map(|c| c.reader()).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("control socket: {e}");
+            return 1;
+        }
+    };
+    phase = transition(phase, Event::Accepting);
+    if let Some(c) = &control {
+        c.send(&FromWorker::Ready {
+            pid: std::process::id() as i32,
+        });
+    }
+    tracing::debug!("accepting on {} listener(s)", listeners.len());
+
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_requests = u64::MAX;
+    let mut drained = false;
+    loop {
+        let ev = tokio::select! {
+            _ = sigterm.recv() => Event::Graceful("SIGTERM"),
+            _ = sigint.recv() => Event::Immediate("SIGINT"),
+            _ = sigquit.recv() => Event::Immediate("SIGQUIT"),
+            ev = async {
+                match reader.as_mut() {
+                    Some(r) => r.next().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                ControlEvent::Message(ToWorker::GracefulStop) => Event::Graceful("GracefulStop"),
+                ControlEvent::Message(ToWorker::Stop) => Event::Immediate("Stop"),
+                ControlEvent::Eof => {
+                    reader = None;
+                    Event::Graceful("control socket EOF")
+                }
+            },
+            _ = alive_rx.recv(), if phase == Phase::Draining && !drained => {
+                drained = true;
+                Event::Drained
+            }
+            _ = stats_tick.tick() => {
+                let n = ctx.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+                if n != last_requests {
+                    last_requests = n;
+                    if let Some(c) = &control {
+                        c.send(&FromWorker::Stats(ctx.snapshot()));
+                    }
+                }
+                continue;
+            }
+        };
+        let next = transition(phase, ev);
+        if next == phase {
+            continue;
+        }
+        match ev {
+            Event::Graceful(why) => {
+                tracing::info!("graceful stop ({why}): finishing in-flight requests");
+                let _ = shutdown_tx.send(true);
+            }
+            Event::Immediate(why) => {
+                tracing::info!("stopping now ({why})");
+                if let Some(c) = &control {
+                    c.send(&FromWorker::Stats(ctx.snapshot()));
+                }
+                // Exit without waiting for Python threads that may be running app code.
+                std::process::exit(0);
+            }
+            Event::Drained | Event::Accepting => {}
+        }
+        phase = next;
+        if phase == Phase::Stopped {
+            return 0;
+        }
+    }
+}
+
+async fn accept_loop(
+    l: Listener,
+    protocol: Protocol,
+    ctx: Arc<Ctx>,
+    builder: Arc<hyper::server::conn::http1::Builder>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            a = accept(&l, &ctx) => a,
+        };
+        let (stream, conn) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        let sd = shutdown.clone();
+        let alive = alive.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            match (stream, protocol) {
+                (Stream::Tcp(s), Protocol::Http) => http::serve(s, conn, ctx, builder, sd).await,
+                (Stream::Unix(s), Protocol::Http) => http::serve(s, conn, ctx, builder, sd).await,
+                (Stream::Tcp(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
+                (Stream::Unix(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
+            }
+            drop(alive);
+        });
+    }
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> {
+    match l {
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            let _ = s.set_nodelay(true);
+            let local = s.local_addr()?;
+            Ok((
+                Stream::Tcp(s),
+                ConnInfo {
+                    peer: Some(peer),
+                    server_port: local.port(),
+                    local_ip: local.ip().to_string(),
+                    trusted: ctx.is_trusted(Some(peer.ip())),
+                    https: false,
+                },
+            ))
+        }
+        Listener::Unix(l) => {
+            let (s, _) = l.accept().await?;
+            Ok((
+                Stream::Unix(s),
+                ConnInfo {
+                    peer: None,
+                    server_port: 80,
+                    local_ip: "localhost".to_string(),
+                    trusted: ctx.is_trusted(None),
+                    https: false,
+                },
+            ))
+        }
+    }
 }

@@ -1,0 +1,223 @@
+//! State shared by the I/O thread's tasks: config, the queue to Python, counters, the
+//! request log.
+
+use crate::queue::JobQueue;
+use liege_config::WorkerConfig;
+use liege_protocol::control::WorkerStats;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
+
+/// Body bytes read before the app is called (unless `post-buffering` asks for more).
+pub const PREREAD: usize = 64 * 1024;
+
+pub struct Ctx {
+    pub cfg: WorkerConfig,
+    pub queue: Arc<JobQueue>,
+    /// Requests handed to Python and not finished: bounds the queue.
+    pub permits: Arc<Semaphore>,
+    pub stats: Stats,
+    pub exceptions: Arc<AtomicU64>,
+    pub trusted: Vec<(IpAddr, u8)>,
+    pub trust_unix: bool,
+    pub pid: u32,
+    pub app_loaded: bool,
+    pub preread: usize,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub tx: AtomicU64,
+    pub running_time: AtomicU64,
+    pub avg_rt: AtomicU64,
+    pub in_request: AtomicU32,
+}
+
+impl Ctx {
+    pub fn snapshot(&self) -> WorkerStats {
+        let (rss, vsz) = memory();
+        WorkerStats {
+            requests: self.stats.requests.load(Ordering::Relaxed),
+            exceptions: self.exceptions.load(Ordering::Relaxed),
+            tx: self.stats.tx.load(Ordering::Relaxed),
+            running_time: self.stats.running_time.load(Ordering::Relaxed),
+            avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
+            rss,
+            vsz,
+            in_request: self.stats.in_request.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Is `ip` a trusted proxy (`trusted-proxy` list: addresses or CIDR blocks)?
+    pub fn is_trusted(&self, ip: Option<IpAddr>) -> bool {
+        match ip {
+            None => self.trust_unix,
+            Some(ip) => self
+                .trusted
+                .iter()
+                .any(|(net, bits)| in_net(ip, *net, *bits)),
+        }
+    }
+
+    /// Count a finished request: returns its number in this worker.
+    pub fn finish(&self, elapsed: Duration, sent: u64) -> u64 {
+        let us = elapsed.as_micros() as u64;
+        self.stats.tx.fetch_add(sent, Ordering::Relaxed);
+        self.stats.running_time.fetch_add(us, Ordering::Relaxed);
+        let avg = self.stats.avg_rt.load(Ordering::Relaxed);
+        self.stats.avg_rt.store(
+            if avg == 0 { us } else { (avg + us) / 2 },
+            Ordering::Relaxed,
+        );
+        self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Parse `trusted-proxy` entries (`1.2.3.4`, `10.0.0.0/8`, `::1`, `unix`).
+pub fn parse_trusted(list: &[String]) -> (Vec<(IpAddr, u8)>, bool) {
+    let mut out = Vec::new();
+    let mut unix = false;
+    for entry in list {
+        let e = entry.trim();
+        if e == "unix" {
+            unix = true;
+            continue;
+        }
+        let (addr, bits) = match e.split_once('/') {
+            Some((a, b)) => (a, b.parse::<u8>().ok()),
+            None => (e, None),
+        };
+        match addr.parse::<IpAddr>() {
+            Ok(ip) => {
+                let max = if ip.is_ipv4() { 32 } else { 128 };
+                out.push((ip, bits.unwrap_or(max).min(max)));
+            }
+            Err(_) => {
+                tracing::warn!("trusted-proxy {e:?} is not an address or CIDR block; ignored")
+            }
+        }
+    }
+    (out, unix)
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let ip = match (ip, net) {
+        (IpAddr::V6(v6), IpAddr::V4(_)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => return false,
+        },
+        _ => ip,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits as u32)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits as u32)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn memory() -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+        return (0, 0);
+    };
+    let mut it = s.split_whitespace();
+    let vsz: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rss: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    (rss * page, vsz * page)
+}
+
+/// Everything the uWSGI default request log line needs (§9).
+pub struct LogRecord {
+    pub started: SystemTime,
+    pub addr: String,
+    pub vars: usize,
+    pub vars_bytes: usize,
+    pub method: String,
+    pub uri: String,
+    pub proto: &'static str,
+    pub status: u16,
+    pub headers: usize,
+    pub headers_bytes: usize,
+    pub core: u32,
+}
+
+impl LogRecord {
+    /// Write the line to stderr in one write.
+    pub fn write(&self, ctx: &Ctx, req_no: u64, sent: u64, elapsed: Duration) {
+        let secs = self
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as libc::time_t)
+            .unwrap_or(0);
+        let mut buf = [0 as libc::c_char; 64];
+        // SAFETY: ctime_r writes at most 26 bytes into the 64-byte buffer.
+        let ct = unsafe {
+            let p = libc::ctime_r(&secs, buf.as_mut_ptr());
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p)
+                    .to_string_lossy()
+                    .trim_end()
+                    .to_string()
+            }
+        };
+        let app = if ctx.app_loaded { 0 } else { -1 };
+        let line = format!(
+            "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} () {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
+            pid = ctx.pid,
+            n = if ctx.app_loaded { req_no as i64 } else { -1 },
+            addr = self.addr,
+            vars = self.vars,
+            vb = self.vars_bytes,
+            method = self.method,
+            uri = self.uri,
+            ms = elapsed.as_millis(),
+            proto = self.proto,
+            status = self.status,
+            h = self.headers,
+            hb = self.headers_bytes,
+            core = self.core,
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let (nets, unix) = parse_trusted(&["10.0.0.0/8".into(), "::1".into(), "unix".into()]);
+        assert!(unix);
+        let ctx_match = |ip: &str| {
+            let ip: IpAddr = ip.parse().unwrap();
+            nets.iter().any(|(n, b)| in_net(ip, *n, *b))
+        };
+        assert!(ctx_match("10.1.2.3"));
+        assert!(ctx_match("::ffff:10.1.2.3"));
+        assert!(!ctx_match("11.1.2.3"));
+        assert!(ctx_match("::1"));
+        assert!(!ctx_match("::2"));
+    }
+}

@@ -1,0 +1,266 @@
+//! HTTP/1.1 listeners (`http`, `http-socket`), served by hyper: keep-alive, chunked both
+//! ways, pipelining, `Expect: 100-continue`, HEAD, HTTP/1.0, head limits (431).
+
+use crate::body::{preread_http, RespBody};
+use crate::ctx::{Ctx, LogRecord};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use liege_wsgi::types::{
+    BodyError, ConnInfo, HttpHead, RequestBody, ResponseBody, ResponseHead, Vars,
+};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch};
+
+pub fn builder(ctx: &Ctx) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.keep_alive(ctx.cfg.http_keepalive)
+        .max_headers((ctx.cfg.max_vars as usize).max(16))
+        .max_header_size(ctx.cfg.buffer_size.max(1024))
+        .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024))
+        .pipeline_flush(true);
+    b
+}
+
+/// Serve one HTTP connection until it closes, or until shutdown (then finish the request in
+/// flight and close).
+pub async fn serve<S>(
+    io: S,
+    conn: ConnInfo,
+    ctx: Arc<Ctx>,
+    builder: Arc<http1::Builder>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(conn);
+    let svc_ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = svc_ctx.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(req, &conn, ctx).await) }
+    });
+    let c = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(c);
+    if *shutdown.borrow() {
+        c.as_mut().graceful_shutdown();
+    }
+    tokio::select! {
+        r = c.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("http connection: {e}");
+            }
+            return;
+        }
+        _ = shutdown.changed() => {
+            c.as_mut().graceful_shutdown();
+        }
+    }
+    if let Err(e) = c.await {
+        tracing::debug!("http connection: {e}");
+    }
+}
+
+fn simple(
+    status: StatusCode,
+    text: &'static str,
+    ctx: &Arc<Ctx>,
+    start: Instant,
+) -> Response<RespBody> {
+    let mut r = Response::new(RespBody::new(
+        ResponseBody::Full(Bytes::from_static(text.as_bytes())),
+        ctx.clone(),
+        start,
+        None,
+    ));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+/// Headers whose names collide once `-` and `_` are folded (`X-Foo` vs `X_Foo`): a request
+/// smuggling ambiguity in the environ; refused with 400.
+pub fn header_collision(headers: &http::HeaderMap) -> Option<String> {
+    if !headers.keys().any(|k| k.as_str().contains('_')) {
+        return None;
+    }
+    let mut seen = std::collections::HashMap::new();
+    for k in headers.keys() {
+        let folded = k.as_str().replace('-', "_");
+        if let Some(prev) = seen.insert(folded, k.as_str()) {
+            return Some(format!("{prev} / {}", k.as_str()));
+        }
+    }
+    None
+}
+
+async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Response<RespBody> {
+    let start = Instant::now();
+    let (parts, incoming) = req.into_parts();
+    if let Some(names) = header_collision(&parts.headers) {
+        tracing::warn!("refusing a request with colliding header names: {names}");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: ambiguous header names\n",
+            &ctx,
+            start,
+        );
+    }
+    let limit = ctx.cfg.limit_post;
+    if limit > 0 {
+        let cl = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if cl.is_some_and(|cl| cl > limit) {
+            tracing::warn!(
+                "request body of {} bytes exceeds limit-post {limit}",
+                cl.unwrap_or(0)
+            );
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+            );
+        }
+    }
+    let body: RequestBody = match preread_http(incoming, ctx.preread, limit).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(_)) => {
+            tracing::warn!("request body exceeds limit-post {limit}");
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+            );
+        }
+        Err(e) => {
+            tracing::debug!("{e}");
+            return simple(StatusCode::BAD_REQUEST, "Bad Request\n", &ctx, start);
+        }
+    };
+
+    let log = if ctx.cfg.disable_logging {
+        None
+    } else {
+        let addr = if ctx.cfg.log_x_forwarded_for {
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        } else {
+            None
+        };
+        let addr = addr.unwrap_or_else(|| match conn.peer {
+            Some(p) => p.ip().to_string(),
+            None => "0.0.0.0".to_string(),
+        });
+        let hbytes: usize = parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        Some(Box::new(LogRecord {
+            started: SystemTime::now(),
+            addr,
+            vars: (parts.headers.len() + 12) * 2,
+            vars_bytes: hbytes + parts.uri.to_string().len() + 16,
+            method: parts.method.to_string(),
+            uri: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| parts.uri.to_string()),
+            proto: match parts.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            status: 0,
+            headers: 0,
+            headers_bytes: 0,
+            core: 0,
+        }))
+    };
+
+    let head = HttpHead {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+    };
+    let head = dispatch(&ctx, Vars::Http(head), conn.clone(), body).await;
+    respond(head, ctx, start, log)
+}
+
+/// Queue a request for Python and wait for its response head.
+pub async fn dispatch(
+    ctx: &Arc<Ctx>,
+    vars: Vars,
+    conn: ConnInfo,
+    body: RequestBody,
+) -> ResponseHead {
+    let permit = match ctx.permits.clone().acquire_owned().await {
+        Ok(p) => p,
+        Err(_) => return ResponseHead::error(503, "Service Unavailable\n"),
+    };
+    let (tx, rx) = oneshot::channel();
+    let req = liege_wsgi::types::Request {
+        vars,
+        conn,
+        body,
+        reply: tx,
+        permit: Some(Box::new(permit)),
+    };
+    if ctx.queue.push(req).is_err() {
+        return ResponseHead::error(503, "Service Unavailable\n");
+    }
+    match rx.await {
+        Ok(h) => h,
+        Err(_) => ResponseHead::error(500, "Internal Server Error\n"),
+    }
+}
+
+fn respond(
+    head: ResponseHead,
+    ctx: Arc<Ctx>,
+    start: Instant,
+    mut log: Option<Box<LogRecord>>,
+) -> Response<RespBody> {
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(l) = log.as_mut() {
+        l.status = head.status;
+        l.core = head.core;
+        l.headers = head.headers.len();
+        l.headers_bytes = head
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+            + 17;
+    }
+    let mut r = Response::new(RespBody::new(head.body, ctx.clone(), start, log));
+    *r.status_mut() = status;
+    if let Some(reason) = head.reason {
+        if let Ok(rp) = hyper::ext::ReasonPhrase::try_from(reason) {
+            r.extensions_mut().insert(rp);
+        }
+    }
+    let h = r.headers_mut();
+    h.reserve(head.headers.len());
+    for (k, v) in head.headers {
+        h.append(k, v);
+    }
+    r
+}

@@ -1,0 +1,190 @@
+//! Loading the WSGI callable (uWSGI semantics §5): `python-path`, `import`, `module`
+//! (`pkg.mod`, `pkg.mod:callable`, `pkg.mod:factory()`), `wsgi-file`, `callable`.
+//!
+//! `chdir` and `env` are applied by the worker before the interpreter starts (so `os.environ`
+//! and `"."` already reflect them).
+
+use liege_config::AppConfig;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyModule};
+use std::path::Path;
+
+/// Why the app could not be loaded; `traceback` is the formatted Python traceback, if any.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LoadError {
+    pub message: String,
+    pub traceback: Option<String>,
+}
+
+impl LoadError {
+    fn msg(message: impl Into<String>) -> Self {
+        LoadError {
+            message: message.into(),
+            traceback: None,
+        }
+    }
+    fn py(py: Python<'_>, context: String, e: PyErr) -> Self {
+        LoadError {
+            message: format!("{context}: {e}"),
+            traceback: Some(format_traceback(py, &e)),
+        }
+    }
+}
+
+/// The formatted traceback of `e` (falls back to its `str`).
+pub fn format_traceback(py: Python<'_>, e: &PyErr) -> String {
+    let r: PyResult<String> = (|| {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1("format_exception", (e.value(py),))?;
+        let s: String = PyModule::import(py, "builtins")?
+            .getattr("str")?
+            .call_method1("join", ("", lines))?
+            .extract()?;
+        Ok(s)
+    })();
+    r.unwrap_or_else(|_| e.to_string())
+}
+
+/// uWSGI's `python-path` order: `"."` first, then each entry (glob-expanded) inserted at
+/// `sys.path[0]` in turn, so the last entry ends up first.
+pub fn python_path_entries(values: &[String]) -> Vec<String> {
+    let mut path: Vec<String> = vec![".".to_string()];
+    for v in values {
+        let mut expanded: Vec<String> = match glob::glob(v) {
+            Ok(paths) => paths
+                .flatten()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if expanded.is_empty() {
+            expanded.push(v.clone());
+        }
+        for e in expanded {
+            path.insert(0, e);
+        }
+    }
+    path
+}
+
+/// Import the configured app and return the callable.
+pub fn load(py: Python<'_>, cfg: &AppConfig) -> Result<Py<PyAny>, LoadError> {
+    let sys = py
+        .import("sys")
+        .map_err(|e| LoadError::py(py, "import sys".into(), e))?;
+    let sys_path = sys
+        .getattr("path")
+        .and_then(|p| Ok(p.cast_into::<PyList>()?))
+        .map_err(|e| LoadError::py(py, "sys.path".into(), e))?;
+    for entry in python_path_entries(&cfg.python_path).iter().rev() {
+        sys_path
+            .insert(0, entry)
+            .map_err(|e| LoadError::py(py, "sys.path.insert".into(), e))?;
+    }
+    for m in &cfg.imports {
+        py.import(m.as_str())
+            .map_err(|e| LoadError::py(py, format!("import {m}"), e))?;
+    }
+
+    let default_callable = cfg.callable.as_deref().unwrap_or("application");
+    let (module, attr) = if let Some(spec) = &cfg.module {
+        let (modname, attr) = match spec.split_once(':') {
+            Some((m, a)) => (m, a),
+            None => (spec.as_str(), default_callable),
+        };
+        let module = if modname.ends_with(".py") || modname.ends_with(".wsgi") {
+            load_file(py, Path::new(modname))?
+        } else {
+            py.import(modname)
+                .map_err(|e| LoadError::py(py, format!("import {modname}"), e))?
+        };
+        (module, attr.to_string())
+    } else if let Some(file) = &cfg.wsgi_file {
+        (load_file(py, file)?, default_callable.to_string())
+    } else {
+        return Err(LoadError::msg(
+            "no app configured (set wsgi-file or module)",
+        ));
+    };
+
+    let (name, factory) = match attr.strip_suffix("()") {
+        Some(n) => (n, true),
+        None => (attr.as_str(), false),
+    };
+    let modname: String = module
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let obj = module
+        .getattr(name)
+        .map_err(|e| LoadError::py(py, format!("module {modname} has no callable {name:?}"), e))?;
+    let app = if factory {
+        obj.call0()
+            .map_err(|e| LoadError::py(py, format!("{modname}:{name}() raised"), e))?
+    } else {
+        obj
+    };
+    if !app.is_callable() {
+        return Err(LoadError::msg(format!(
+            "{modname}:{attr} is not callable (got {})",
+            app.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(app.unbind())
+}
+
+/// Execute a file as a module named like uWSGI does (`uwsgi_file_<mangled path>`).
+fn load_file<'py>(py: Python<'py>, file: &Path) -> Result<Bound<'py, PyModule>, LoadError> {
+    let path = file.to_string_lossy().into_owned();
+    if !file.is_file() {
+        return Err(LoadError::msg(format!("wsgi-file {path}: no such file")));
+    }
+    let mangled: String = path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let name = format!("uwsgi_file_{mangled}");
+    let r: PyResult<Bound<'py, PyModule>> = (|| {
+        let machinery = py.import("importlib.machinery")?;
+        let util = py.import("importlib.util")?;
+        let loader = machinery
+            .getattr("SourceFileLoader")?
+            .call1((name.as_str(), path.as_str()))?;
+        let spec = util.call_method1("spec_from_file_location", (name.as_str(), path.as_str()))?;
+        let spec = if spec.is_none() {
+            util.call_method("spec_from_loader", (name.as_str(), &loader), None)?
+        } else {
+            spec
+        };
+        let module = util.call_method1("module_from_spec", (&spec,))?;
+        py.import("sys")?
+            .getattr("modules")?
+            .set_item(name.as_str(), &module)?;
+        if module
+            .getattr("__file__")
+            .map(|f| f.is_none())
+            .unwrap_or(true)
+        {
+            module.setattr("__file__", path.as_str())?;
+        }
+        spec.getattr("loader")?
+            .call_method1("exec_module", (&module,))?;
+        Ok(module.cast_into::<PyModule>()?)
+    })();
+    r.map_err(|e| LoadError::py(py, format!("wsgi-file {path}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_path_order_last_first() {
+        let v = python_path_entries(&["/nonexistent/a".into(), "/nonexistent/b".into()]);
+        assert_eq!(v, vec!["/nonexistent/b", "/nonexistent/a", "."]);
+    }
+}

@@ -1,0 +1,627 @@
+//! Running one request on a Python thread: build the environ, call the app, hand the response
+//! to the I/O thread, always call `close()`.
+
+use crate::app::format_traceback;
+use crate::input::Input;
+use crate::response::{push, FileWrapper, Sent, StartResponse};
+use crate::types::{ConnInfo, FileBody, HttpHead, Request, ResponseBody, Vars};
+use bytes::{Bytes, BytesMut};
+use http::Version;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Static facts that shape every environ.
+#[derive(Debug, Clone)]
+pub struct EnvironOptions {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub file_wrapper: bool,
+}
+
+/// The app (or why there is none) and the cached objects every request uses.
+pub struct Handler {
+    app: Result<Py<PyAny>, String>,
+    /// A dict with the per-process constant keys; each environ starts as a copy of it.
+    base: Py<PyDict>,
+    /// Exceptions raised by the app (for stats).
+    pub exceptions: Arc<AtomicU64>,
+}
+
+/// `uwsgi.version` (uWSGI compatibility level liege follows).
+pub const UWSGI_VERSION: &[u8] = b"2.0.31";
+
+impl Handler {
+    /// `app` is the loaded callable, or the reason it could not be loaded (`need-app = false`:
+    /// every request then gets a 500 and the reason is logged).
+    pub fn new(
+        py: Python<'_>,
+        app: Result<Py<PyAny>, String>,
+        opts: &EnvironOptions,
+    ) -> PyResult<Handler> {
+        let base = PyDict::new(py);
+        base.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
+        base.set_item("wsgi.multithread", opts.multithread)?;
+        base.set_item("wsgi.multiprocess", opts.multiprocess)?;
+        base.set_item("wsgi.run_once", false)?;
+        base.set_item("wsgi.url_scheme", intern!(py, "http"))?;
+        base.set_item("wsgi.input_terminated", true)?;
+        if opts.file_wrapper {
+            base.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        }
+        base.set_item("uwsgi.version", PyBytes::new(py, UWSGI_VERSION))?;
+        base.set_item("liege.version", env!("CARGO_PKG_VERSION"))?;
+        let node = nix_hostname();
+        base.set_item("uwsgi.node", PyBytes::new(py, node.as_bytes()))?;
+        base.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+        Ok(Handler {
+            app,
+            base: base.unbind(),
+            exceptions: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Run one request to completion on this (attached) thread.
+    pub fn handle(&self, py: Python<'_>, core: u32, req: Request) {
+        let Request {
+            vars,
+            conn,
+            body,
+            reply,
+            permit,
+        } = req;
+        let sr = match Bound::new(py, StartResponse::new(reply, core)) {
+            Ok(sr) => sr,
+            Err(e) => {
+                tracing::error!("cannot create start_response: {e}");
+                return;
+            }
+        };
+        let app = match &self.app {
+            Ok(app) => app.bind(py),
+            Err(why) => {
+                tracing::error!("no app loaded: {why}");
+                sr.get().fail(py, 500, "Internal Server Error");
+                return;
+            }
+        };
+        let environ = match self.environ(py, &vars, &conn, Input::new(body)) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("cannot build the environ: {}", format_traceback(py, &e));
+                sr.get().fail(py, 500, "Internal Server Error");
+                return;
+            }
+        };
+        drop(vars);
+        match app.call1((environ, &sr)) {
+            Ok(result) => self.respond(py, &sr, &result),
+            Err(e) => {
+                self.app_error(py, &sr, &e);
+            }
+        }
+        drop(permit);
+    }
+
+    fn app_error(&self, py: Python<'_>, sr: &Bound<'_, StartResponse>, e: &PyErr) {
+        self.exceptions.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("{}", format_traceback(py, e).trim_end());
+        sr.get().fail(py, 500, "Internal Server Error");
+    }
+
+    /// Send the app's result, then call its `close()` (always, on every path).
+    fn respond(&self, py: Python<'_>, sr: &Bound<'_, StartResponse>, result: &Bound<'_, PyAny>) {
+        let r = self.send_result(py, sr, result);
+        if let Err(e) = &r {
+            self.app_error(py, sr, e);
+        }
+        if !result.is_exact_instance_of::<PyList>() && !result.is_exact_instance_of::<PyTuple>() {
+            match result.getattr_opt(intern!(py, "close")) {
+                Ok(Some(close)) => {
+                    if let Err(e) = close.call0() {
+                        self.exceptions.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            "error in the response's close(): {}",
+                            format_traceback(py, &e).trim_end()
+                        );
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("close lookup: {e}"),
+            }
+        }
+    }
+
+    fn send_result(
+        &self,
+        py: Python<'_>,
+        sr: &Bound<'_, StartResponse>,
+        result: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let sr_ref = sr.get();
+        // Fast path: a list or tuple of bytes, joined and sent in one write.
+        if !sr_ref.headers_sent() {
+            if let Ok(list) = result.cast_exact::<PyList>() {
+                let body = join(list.iter())?;
+                return self.send_whole(py, sr_ref, body);
+            }
+            if let Ok(t) = result.cast_exact::<PyTuple>() {
+                let body = join(t.iter())?;
+                return self.send_whole(py, sr_ref, body);
+            }
+            if let Ok(b) = result.cast::<PyBytes>() {
+                // Not strictly WSGI (bytes is an iterable of ints); uWSGI sends it as one chunk.
+                return self.send_whole(py, sr_ref, Bytes::copy_from_slice(b.as_bytes()));
+            }
+            if let Ok(fw) = result.cast::<FileWrapper>() {
+                if let Some(file) = file_body(py, fw.get())? {
+                    sr_ref.send_body(ResponseBody::File(file))?;
+                    return Ok(());
+                }
+            }
+        }
+        let mut pending: Option<Bytes> = None;
+        let mut tx = None;
+        for item in result.try_iter()? {
+            let chunk = to_bytes(&item?)?;
+            if chunk.is_empty() {
+                continue;
+            }
+            if tx.is_none() && !sr_ref.headers_sent() && pending.is_none() {
+                pending = Some(chunk);
+                continue;
+            }
+            if tx.is_none() {
+                match sr_ref.stream()? {
+                    Some(t) => tx = Some(t),
+                    None => return Ok(()),
+                }
+            }
+            let t = tx.as_ref().expect("stream");
+            if let Some(p) = pending.take() {
+                if push(py, t, p) == Sent::Gone {
+                    return Ok(());
+                }
+            }
+            if push(py, t, chunk) == Sent::Gone {
+                return Ok(());
+            }
+        }
+        match (tx, pending) {
+            (None, p) if !sr_ref.headers_sent() => {
+                sr_ref.send_full(p.unwrap_or_default())?;
+            }
+            (t, p) => {
+                if let Some(p) = p {
+                    if let Some(t) = t.or(sr_ref.stream()?) {
+                        push(py, &t, p);
+                    }
+                }
+                sr_ref.finish()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send_whole(&self, _py: Python<'_>, sr: &StartResponse, body: Bytes) -> PyResult<()> {
+        sr.send_full(body)?;
+        Ok(())
+    }
+
+    fn environ<'py>(
+        &self,
+        py: Python<'py>,
+        vars: &Vars,
+        conn: &ConnInfo,
+        input: Input,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.base.bind(py).copy()?;
+        match vars {
+            Vars::Http(head) => http_environ(py, &env, head, conn)?,
+            Vars::Uwsgi(pairs) => uwsgi_environ(py, &env, pairs, conn)?,
+        }
+        env.set_item(intern!(py, "wsgi.input"), Bound::new(py, input)?)?;
+        Ok(env)
+    }
+}
+
+fn nix_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into a valid buffer.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn to_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    match item.cast::<PyBytes>() {
+        Ok(b) => Ok(Bytes::copy_from_slice(b.as_bytes())),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "response body items must be bytes, not {}",
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+fn join<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Bytes> {
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    for item in items {
+        let b = item.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "response body items must be bytes, not {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let b = b.as_bytes();
+        match (&mut first, &mut buf) {
+            (None, None) => first = Some(Bytes::copy_from_slice(b)),
+            (Some(f), None) => {
+                let mut m = BytesMut::with_capacity(f.len() + b.len());
+                m.extend_from_slice(f);
+                m.extend_from_slice(b);
+                buf = Some(m);
+                first = None;
+            }
+            (_, Some(m)) => m.extend_from_slice(b),
+        }
+    }
+    Ok(match (first, buf) {
+        (_, Some(m)) => m.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
+}
+
+/// A regular file behind a file wrapper: dup its fd, from the current position.
+fn file_body(py: Python<'_>, fw: &FileWrapper) -> PyResult<Option<FileBody>> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let f = fw.filelike.bind(py);
+    let Some(fileno) = f.getattr_opt(intern!(py, "fileno"))? else {
+        return Ok(None);
+    };
+    let fd: i32 = match fileno.call0().and_then(|v| v.extract()) {
+        Ok(fd) => fd,
+        Err(_) => return Ok(None),
+    };
+    if fd < 0 {
+        return Ok(None);
+    }
+    let offset: u64 = match f.getattr_opt(intern!(py, "tell"))? {
+        Some(tell) => tell.call0().and_then(|v| v.extract()).unwrap_or(0),
+        None => 0,
+    };
+    // SAFETY: fd is open (just returned by fileno()) and stays open while borrowed here.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let owned = match borrowed.try_clone_to_owned() {
+        Ok(o) => o,
+        Err(_) => return Ok(None),
+    };
+    let file = std::fs::File::from(owned);
+    match file.metadata() {
+        Ok(m) if m.is_file() => {
+            debug_assert!(file.as_raw_fd() != fd);
+            let len = m.len().saturating_sub(offset);
+            Ok(Some(FileBody {
+                file,
+                offset,
+                len: Some(len),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Latin-1 bytes as a Python `str` (ASCII fast path).
+fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    if let Ok(s) = std::str::from_utf8(b) {
+        if b.is_ascii() {
+            return Ok(PyString::new(py, s));
+        }
+    }
+    // SAFETY: the pointer and length describe a valid byte slice; a NULL errors string means
+    // strict; the result is a new reference or NULL with an exception set.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(
+            b.as_ptr().cast(),
+            b.len() as pyo3::ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// Percent-decode a request path, keeping `%2F` (any case, normalized to `%2F`) encoded so
+/// an encoded slash stays distinguishable from a path separator in `PATH_INFO`.
+pub fn decode_path(raw: &[u8]) -> Cow<'_, [u8]> {
+    if !raw.contains(&b'%') {
+        return Cow::Borrowed(raw);
+    }
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                let v = h * 16 + l;
+                if v == b'/' {
+                    out.extend_from_slice(b"%2F");
+                } else {
+                    out.push(v);
+                }
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn method_str<'py>(py: Python<'py>, m: &http::Method) -> PyResult<Bound<'py, PyString>> {
+    Ok(match *m {
+        http::Method::GET => intern!(py, "GET").clone(),
+        http::Method::POST => intern!(py, "POST").clone(),
+        http::Method::HEAD => intern!(py, "HEAD").clone(),
+        http::Method::PUT => intern!(py, "PUT").clone(),
+        http::Method::DELETE => intern!(py, "DELETE").clone(),
+        http::Method::OPTIONS => intern!(py, "OPTIONS").clone(),
+        http::Method::PATCH => intern!(py, "PATCH").clone(),
+        _ => latin1(py, m.as_str().as_bytes())?,
+    })
+}
+
+fn http_environ(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    head: &HttpHead,
+    conn: &ConnInfo,
+) -> PyResult<()> {
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &head.method)?)?;
+    let path = head.uri.path();
+    env.set_item(
+        intern!(py, "PATH_INFO"),
+        latin1(py, &decode_path(path.as_bytes()))?,
+    )?;
+    let query = head.uri.query().unwrap_or("");
+    env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query.as_bytes())?)?;
+    let request_uri = head
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(path);
+    env.set_item(
+        intern!(py, "REQUEST_URI"),
+        latin1(py, request_uri.as_bytes())?,
+    )?;
+    let proto = match head.version {
+        Version::HTTP_10 => intern!(py, "HTTP/1.0"),
+        Version::HTTP_09 => intern!(py, "HTTP/0.9"),
+        _ => intern!(py, "HTTP/1.1"),
+    };
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), proto)?;
+    let mut host: Option<&[u8]> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    for name in head.headers.keys() {
+        let mut values = head.headers.get_all(name).iter();
+        let first = values.next().map(|v| v.as_bytes()).unwrap_or(b"");
+        let value: &[u8] = match values.next() {
+            None => first,
+            Some(second) => {
+                let sep: &[u8] = if name == http::header::COOKIE {
+                    b"; "
+                } else {
+                    b", "
+                };
+                joined.clear();
+                joined.extend_from_slice(first);
+                joined.extend_from_slice(sep);
+                joined.extend_from_slice(second.as_bytes());
+                for v in values {
+                    joined.extend_from_slice(sep);
+                    joined.extend_from_slice(v.as_bytes());
+                }
+                &joined
+            }
+        };
+        let key = header_key(py, name)?;
+        if name == http::header::HOST {
+            host = Some(head.headers.get(name).map(|v| v.as_bytes()).unwrap_or(b""));
+        }
+        env.set_item(key, latin1(py, value)?)?;
+    }
+    let server_name: Bound<'_, PyString> = match host {
+        Some(h) if !h.is_empty() => latin1(py, strip_port(h))?,
+        _ => match head.uri.host() {
+            Some(h) => latin1(py, h.as_bytes())?,
+            None => latin1(py, conn.local_ip.as_bytes())?,
+        },
+    };
+    env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
+    if host.is_none() {
+        if let Some(a) = head.uri.authority() {
+            env.set_item(intern!(py, "HTTP_HOST"), latin1(py, a.as_str().as_bytes())?)?;
+        }
+    }
+    env.set_item(intern!(py, "SERVER_PORT"), port_str(py, conn.server_port))?;
+    remote(py, env, conn)?;
+    let scheme = if conn.https {
+        Some("https")
+    } else if conn.trusted {
+        forwarded_scheme(
+            head.headers.get("x-forwarded-proto").map(|v| v.as_bytes()),
+            head.headers.get("x-forwarded-ssl").map(|v| v.as_bytes()),
+        )
+    } else {
+        None
+    };
+    if let Some(s) = scheme {
+        env.set_item(intern!(py, "wsgi.url_scheme"), s)?;
+    }
+    Ok(())
+}
+
+fn remote(py: Python<'_>, env: &Bound<'_, PyDict>, conn: &ConnInfo) -> PyResult<()> {
+    match conn.peer {
+        Some(p) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), p.ip().to_string())?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port_str(py, p.port()))?;
+        }
+        None => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+        }
+    }
+    Ok(())
+}
+
+fn port_str(py: Python<'_>, port: u16) -> Bound<'_, PyString> {
+    match port {
+        80 => intern!(py, "80").clone(),
+        _ => PyString::new(py, itoa(port).as_str()),
+    }
+}
+
+fn itoa(n: u16) -> String {
+    n.to_string()
+}
+
+fn forwarded_scheme(proto: Option<&[u8]>, ssl: Option<&[u8]>) -> Option<&'static str> {
+    match proto {
+        Some(p) if p.eq_ignore_ascii_case(b"https") => return Some("https"),
+        Some(p) if p.eq_ignore_ascii_case(b"http") => return Some("http"),
+        _ => {}
+    }
+    match ssl {
+        Some(s) if s.eq_ignore_ascii_case(b"on") || s == b"1" => Some("https"),
+        _ => None,
+    }
+}
+
+/// `Host` without its port (`[v6]:port` keeps the brackets).
+fn strip_port(h: &[u8]) -> &[u8] {
+    if h.first() == Some(&b'[') {
+        return match h.iter().position(|&b| b == b']') {
+            Some(end) => &h[..=end],
+            None => h,
+        };
+    }
+    match h.iter().rposition(|&b| b == b':') {
+        Some(i) => &h[..i],
+        None => h,
+    }
+}
+
+/// `HTTP_FOO_BAR` for `foo-bar`; `CONTENT_TYPE`/`CONTENT_LENGTH` without the prefix.
+fn header_key<'py>(py: Python<'py>, name: &http::HeaderName) -> PyResult<Bound<'py, PyString>> {
+    use http::header as h;
+    macro_rules! known {
+        ($($hn:expr => $k:literal),* $(,)?) => {
+            $(if name == $hn { return Ok(intern!(py, $k).clone()); })*
+        };
+    }
+    known!(
+        h::HOST => "HTTP_HOST",
+        h::USER_AGENT => "HTTP_USER_AGENT",
+        h::ACCEPT => "HTTP_ACCEPT",
+        h::ACCEPT_ENCODING => "HTTP_ACCEPT_ENCODING",
+        h::ACCEPT_LANGUAGE => "HTTP_ACCEPT_LANGUAGE",
+        h::CONNECTION => "HTTP_CONNECTION",
+        h::CONTENT_TYPE => "CONTENT_TYPE",
+        h::CONTENT_LENGTH => "CONTENT_LENGTH",
+        h::COOKIE => "HTTP_COOKIE",
+        h::REFERER => "HTTP_REFERER",
+        h::AUTHORIZATION => "HTTP_AUTHORIZATION",
+        h::CACHE_CONTROL => "HTTP_CACHE_CONTROL",
+        h::TRANSFER_ENCODING => "HTTP_TRANSFER_ENCODING",
+        h::EXPECT => "HTTP_EXPECT",
+    );
+    let n = name.as_str().as_bytes();
+    let mut k = Vec::with_capacity(5 + n.len());
+    k.extend_from_slice(b"HTTP_");
+    k.extend(n.iter().map(|&c| {
+        if c == b'-' {
+            b'_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    latin1(py, &k)
+}
+
+fn uwsgi_environ(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    pairs: &[(Bytes, Bytes)],
+    conn: &ConnInfo,
+) -> PyResult<()> {
+    let mut https: Option<&[u8]> = None;
+    let mut scheme: Option<&[u8]> = None;
+    let mut xfp: Option<&[u8]> = None;
+    let mut xssl: Option<&[u8]> = None;
+    for (k, v) in pairs {
+        match &k[..] {
+            b"HTTPS" => https = Some(v),
+            b"UWSGI_SCHEME" => scheme = Some(v),
+            b"HTTP_X_FORWARDED_PROTO" => xfp = Some(v),
+            b"HTTP_X_FORWARDED_SSL" => xssl = Some(v),
+            _ => {}
+        }
+        env.set_item(latin1(py, k)?, latin1(py, v)?)?;
+    }
+    let s: Option<Cow<'_, str>> = if let Some(s) = scheme.filter(|s| !s.is_empty()) {
+        Some(String::from_utf8_lossy(s))
+    } else if https.is_some_and(|h| h.eq_ignore_ascii_case(b"on") || h == b"1") {
+        Some(Cow::Borrowed("https"))
+    } else if conn.trusted {
+        forwarded_scheme(xfp, xssl).map(Cow::Borrowed)
+    } else {
+        None
+    };
+    if let Some(s) = s {
+        env.set_item(intern!(py, "wsgi.url_scheme"), s.as_ref())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_decoding_keeps_encoded_slash() {
+        assert_eq!(&*decode_path(b"/a%20b/c"), b"/a b/c");
+        assert_eq!(&*decode_path(b"/a%2fb%2Fc"), b"/a%2Fb%2Fc");
+        assert_eq!(&*decode_path(b"/caf%E9"), b"/caf\xe9");
+        assert_eq!(&*decode_path(b"/bad%zz%4"), b"/bad%zz%4");
+        assert_eq!(&*decode_path(b"/end%"), b"/end%");
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(strip_port(b"example.com:8080"), b"example.com");
+        assert_eq!(strip_port(b"example.com"), b"example.com");
+        assert_eq!(strip_port(b"[::1]:80"), b"[::1]");
+    }
+}

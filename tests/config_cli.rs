@@ -1,0 +1,252 @@
+//! The configuration layer seen from outside: `liege --check`, `--help`, `--version`, error
+//! messages and exit codes of the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Run liege with a clean uWSGI/liege environment, in `cwd`.
+fn liege_in(cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liege"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UWSGI_") || k.starts_with("LIEGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).current_dir(cwd).output().expect("run liege")
+}
+
+fn liege(args: &[&str]) -> Output {
+    liege_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The `--check` line for `option = value` (value followed by the origin comment).
+fn has_line(out: &str, option_value: &str) -> bool {
+    out.lines()
+        .any(|l| l.split("  ;").next().unwrap_or("").trim_end() == option_value)
+}
+
+#[test]
+fn check_django_fixture() {
+    let f = fixture("django.ini");
+    let o = liege(&["--check", f.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for l in [
+        "home = /home/test_user/virtualenv/test",
+        "chdir = /home/test_user/myproject",
+        "module = myproject.wsgi",
+        "http = :8001",
+        "socket = /home/test_user/myproject/myproject.sock",
+        "chown-socket = test_user:test_user",
+        "chmod-socket = 660",
+        "vacuum = true",
+        "master = true",
+        "processes = 1",
+    ] {
+        assert!(has_line(&out, l), "missing `{l}` in:\n{out}");
+    }
+    assert!(out.contains("django.ini line 12"), "{out}");
+}
+
+#[test]
+fn check_hardened_fixture() {
+    let f = fixture("hardened.ini");
+    let o = liege(&["--check", f.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for l in [
+        "uid = nginx",
+        "plugins = python34",
+        "python-path = /var/www/myproject",
+        "python-path = /var/www/myproject/venv/lib/python3.4/site-packages",
+        "pidfile = /var/run/nginx/myproject.pid",
+        "chmod-socket = 644",
+        "daemonize = /var/log/nginx/myproject.log",
+        "enable-threads = true",
+    ] {
+        assert!(has_line(&out, l), "missing `{l}` in:\n{out}");
+    }
+}
+
+#[test]
+fn check_advanced_fixture() {
+    let f = fixture("advanced.ini");
+    let o = liege(&["--check", f.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for l in [
+        "home = /path/to/app/env",
+        "attach-daemon = /path/to/worker/script",
+        "smart-attach-daemon = /tmp/worker.pid /path/to/worker/script",
+        "cron = -5 -1 -1 -1 -1 /path/to/some/script",
+        "unique-cron = -10 -1 -1 -1 -1 /path/to/other/script",
+        "static-map = /static=/path/to/static",
+        "static-expires-uri = /static/build/* 2592000",
+        "cheap = true",
+        "idle = 60",
+    ] {
+        assert!(has_line(&out, l), "missing `{l}` in:\n{out}");
+    }
+    assert!(out.contains("app_dir = /path/to/app"), "{out}");
+}
+
+#[test]
+fn check_debian_emperor_fixture() {
+    let f = fixture("debian-emperor.ini");
+    let o = liege(&["--check", f.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("; role: emperor"), "{out}");
+    for l in [
+        "emperor = /etc/uwsgi-emperor/vassals",
+        "emperor = /home/app/uwsgi-services",
+        "processes = 2",
+        "uid = www-data",
+        "gid = www-data",
+    ] {
+        assert!(has_line(&out, l), "missing `{l}` in:\n{out}");
+    }
+}
+
+fn temp_ini(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bad.ini");
+    std::fs::write(&p, text).unwrap();
+    (d, p)
+}
+
+#[test]
+fn unknown_key_exits_1_naming_key_file_and_line() {
+    let (d, p) = temp_ini("[uwsgi]\nmaster = true\nprocesess = 4\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("procesess") && err.contains("bad.ini line 3"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `processes`"), "{err}");
+}
+
+#[test]
+fn malformed_value_exits_1_naming_key_file_and_line() {
+    let (d, p) = temp_ini("[uwsgi]\nharakiri = soon\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("`harakiri`") && err.contains("`soon`") && err.contains("bad.ini line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn undefined_placeholder_exits_1_naming_key_file_and_line() {
+    let (d, p) = temp_ini("[uwsgi]\n\nchdir = /srv/%(project)\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("%(project)") && err.contains("`chdir`") && err.contains("bad.ini line 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_error_is_reported() {
+    let (d, p) = temp_ini("[uwsgi]\nfoo = 1\nprocesses = x\nspooler = /s\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("liege: ")).count(),
+        3,
+        "{err}"
+    );
+    assert!(err.contains("does not implement"), "{err}");
+}
+
+#[test]
+fn unknown_command_line_option_exits_1() {
+    let o = liege(&["--no-such-option", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown option `no-such-option`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn python_file_as_positional_argument_is_refused_like_uwsgi() {
+    let o = liege(&["app.py"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unable to load configuration from `app.py`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_on_the_command_line_alone() {
+    let o = liege(&[
+        "--check",
+        "--http",
+        ":8000",
+        "-p",
+        "4",
+        "--wsgi-file",
+        "app.py",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(has_line(&out, "processes = 4"), "{out}");
+    assert!(out.contains("command line argument 4 `-p`"), "{out}");
+}
+
+#[test]
+fn env_vars_are_options() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liege"));
+    let o = cmd
+        .args(["--check"])
+        .env("UWSGI_PROCESSES", "6")
+        .env("UWSGI_HTTP_SOCKET", ":9000")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(has_line(&out, "processes = 6"), "{out}");
+    assert!(
+        out.contains("environment variable UWSGI_HTTP_SOCKET"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let o = liege(&["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("Sockets:") && out.contains("--processes <integer>"),
+        "{out}"
+    );
+    let o = liege(&["--version"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).starts_with("liege "), "{}", stdout(&o));
+}

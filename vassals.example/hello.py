@@ -1,0 +1,6 @@
+# The hello app of every uWSGI tutorial.
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello World\n"]
