@@ -634,9 +634,13 @@ impl Emperor {
         }
     }
 
+    /// Parse the file exactly as the vassal will (same arguments, its directory as the
+    /// working directory), with the code behind `liege --check`.
     fn validate(&self, path: &Path) -> Result<(), String> {
-        let args = self.launcher.args(path, &OsString::from(path.as_os_str()));
-        match liege_config::parse_command_line(&args, &self.validate_env) {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().map(OsString::from).unwrap_or_default();
+        let args = self.launcher.args(path, &name);
+        match liege_config::parse_in(&args, &self.validate_env, dir) {
             Ok(_) => Ok(()),
             Err(errs) => Err(errs
                 .iter()
