@@ -743,7 +743,7 @@ impl Emperor {
             .life
             .transition(ev, now, &self.policy, rand::random::<f64>());
         let after = e.life.state.name();
-        if before != after {
+        if before != after && !actions.contains(&Action::Remove) {
             match &e.life.state {
                 VassalState::Throttled { until } => tracing::warn!(
                     vassal = %path.display(),

@@ -3,7 +3,7 @@
 //! `liege --status ADDR` client that prints it as a table.
 
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
+use std::io::Read;
 
 /// The whole document (one per connection).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -105,21 +105,29 @@ pub fn render(doc: &StatsDoc, minified: bool, http: bool) -> Vec<u8> {
     }
 }
 
+/// Read until EOF. Stats servers (uWSGI's, ours) write without reading a request; a reset
+/// after the document arrived is not an error.
+fn read_all(s: &mut impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
+    match s.read_to_end(out) {
+        Ok(_) => Ok(()),
+        Err(_) if !out.is_empty() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn fetch(addr: &str) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let timeout = Some(std::time::Duration::from_secs(5));
     if addr.contains('/') {
         let mut s = std::os::unix::net::UnixStream::connect(addr)?;
         s.set_read_timeout(timeout)?;
-        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-        s.read_to_end(&mut out)?;
+        read_all(&mut s, &mut out)?;
     } else if let Some(name) = addr.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
         let sa = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
         let mut s = std::os::unix::net::UnixStream::connect_addr(&sa)?;
         s.set_read_timeout(timeout)?;
-        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-        s.read_to_end(&mut out)?;
+        read_all(&mut s, &mut out)?;
     } else {
         let a = if addr.starts_with(':') {
             format!("127.0.0.1{addr}")
@@ -128,8 +136,7 @@ fn fetch(addr: &str) -> std::io::Result<Vec<u8>> {
         };
         let mut s = std::net::TcpStream::connect(a)?;
         s.set_read_timeout(timeout)?;
-        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-        s.read_to_end(&mut out)?;
+        read_all(&mut s, &mut out)?;
     }
     Ok(out)
 }
