@@ -28,6 +28,8 @@ const DEBOUNCE: Duration = Duration::from_millis(15);
 /// A file must stay missing this long before its vassal is stopped, so that editors that
 /// rename the old file away before writing the new one do not cause a stop/start.
 const MISSING_GRACE: Duration = Duration::from_millis(100);
+/// The longest systemd waits for READY=1 (at start or after RELOADING=1).
+const READY_CAP: Duration = Duration::from_secs(60);
 
 /// Controls sent to a vassal's process task.
 #[derive(Debug)]
@@ -108,6 +110,9 @@ struct Systemd {
     notifier: crate::systemd::Notifier,
     ready_sent: bool,
     reloading: bool,
+    /// READY=1 is sent by then even if some vassal is still starting/reloading, so that one
+    /// hung app cannot make systemd time out the whole emperor.
+    ready_by: Instant,
     last_status: String,
 }
 
@@ -247,6 +252,7 @@ impl Emperor {
                 notifier: crate::systemd::Notifier::from_env(),
                 ready_sent: false,
                 reloading: false,
+                ready_by: now + READY_CAP,
                 last_status: String::new(),
             },
             start_inst: now,
@@ -393,6 +399,9 @@ impl Emperor {
 
     fn deadline(&self, now: Instant) -> Instant {
         let mut d = self.next_full_scan;
+        if self.sd.notifier.enabled() && (!self.sd.ready_sent || self.sd.reloading) {
+            d = d.min(self.sd.ready_by.max(now));
+        }
         if self.sd.notifier.has_pending() {
             d = d.min(now + Duration::from_millis(20));
         }
@@ -681,6 +690,7 @@ impl Emperor {
             }
             self.sd.notifier.send(msg, false);
             self.sd.reloading = true;
+            self.sd.ready_by = Instant::now() + READY_CAP;
         }
         let now = Instant::now();
         let keys: Vec<PathBuf> = self.vassals.keys().cloned().collect();
@@ -894,9 +904,18 @@ impl Emperor {
                     .join(", "),
             );
         }
-        let settled = self.first_scan_done && self.vassals.values().all(|e| e.life.state.settled());
+        let waiting = self.shutdown.is_none() && (!self.sd.ready_sent || self.sd.reloading);
+        let mut settled =
+            self.first_scan_done && self.vassals.values().all(|e| e.life.state.settled());
+        if waiting && !settled && Instant::now() >= self.sd.ready_by {
+            tracing::warn!(
+                "some vassals are still starting after {}s: telling systemd we are ready anyway",
+                READY_CAP.as_secs()
+            );
+            settled = true;
+        }
         let mut msg = String::new();
-        if self.shutdown.is_none() && settled && (!self.sd.ready_sent || self.sd.reloading) {
+        if settled && waiting {
             msg.push_str("READY=1\n");
             self.sd.ready_sent = true;
             self.sd.reloading = false;
