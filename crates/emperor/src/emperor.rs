@@ -135,6 +135,8 @@ pub struct Emperor {
     wake: Arc<tokio::sync::Notify>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: BTreeMap<PathBuf, (u64, u64)>,
+    /// Directories we failed to watch (warned about once).
+    watch_failed: BTreeSet<PathBuf>,
     rescan_at: Option<Instant>,
     next_full_scan: Instant,
     first_scan_done: bool,
@@ -244,6 +246,7 @@ impl Emperor {
             wake: Arc::new(tokio::sync::Notify::new()),
             watcher: None,
             watched: BTreeMap::new(),
+            watch_failed: BTreeSet::new(),
             rescan_at: Some(now),
             next_full_scan: now,
             first_scan_done: false,
@@ -461,10 +464,14 @@ impl Emperor {
                     tracing::debug!(dir = %p.display(), "watching");
                     self.watched.insert(p, id);
                 }
-                Err(e) => tracing::warn!(
-                    dir = %p.display(),
-                    "cannot watch ({e}); changes there are seen by the periodic rescan only"
-                ),
+                Err(e) => {
+                    if self.watch_failed.insert(p.clone()) {
+                        tracing::warn!(
+                            dir = %p.display(),
+                            "cannot watch ({e}); changes there are seen by the periodic rescan only"
+                        );
+                    }
+                }
             }
         }
     }
