@@ -1197,3 +1197,45 @@ async fn serve_stats(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(uid: u32, gid: u32, mode: u32, symlink: bool) -> Owner {
+        Owner {
+            uid,
+            gid,
+            mode,
+            symlink,
+        }
+    }
+
+    #[test]
+    fn tyrant_rules_name_the_rule_and_the_fix() {
+        let p = Path::new("/home/a/v/app.ini");
+        assert!(tyrant_check(p, &owner(1000, 1000, 0o644, false), true).is_ok());
+        let e = tyrant_check(p, &owner(0, 1000, 0o644, false), false).unwrap_err();
+        assert!(e.contains("uid 0") && e.contains("fix: chown"), "{e}");
+        let e = tyrant_check(p, &owner(1000, 0, 0o644, false), false).unwrap_err();
+        assert!(e.contains("gid 0"), "{e}");
+        let e = tyrant_check(p, &owner(1000, 1000, 0o664, false), false).unwrap_err();
+        assert!(
+            e.contains("0664") && e.contains("fix: chmod go-w /home/a/v/app.ini"),
+            "{e}"
+        );
+        let e = tyrant_check(p, &owner(1000, 1000, 0o644, true), true).unwrap_err();
+        assert!(
+            e.contains("emperor-tyrant-nofollow") && e.contains("symlink"),
+            "{e}"
+        );
+        // Without nofollow a symlink is judged by its target's owner.
+        assert!(tyrant_check(p, &owner(1000, 1000, 0o644, true), false).is_ok());
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+    }
+}
