@@ -3,7 +3,7 @@
 //! files are refused with a message naming the rule and the fix; an owner change restarts
 //! the vassal as the new owner. Needs root (as in CI): two users are created with useradd.
 
-use liege_testkit::emperor::{hello, hello_ini, uwsgi, vassal, Emperor};
+use liege_testkit::emperor::{hello, vassal, Emperor};
 use liege_testkit::{free_port, wait_for, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -86,6 +86,20 @@ fn tyrant_runs_vassals_as_their_owner() {
     let dir = sb.path().join("vassals");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The unprivileged vassals must reach their binary and app even when the checkout lives
+    // in a private home directory (CI runs as root): give them copies in the sandbox.
+    let uwsgi = sb.path().join("uwsgi");
+    std::fs::copy(liege_testkit::emperor::uwsgi(), &uwsgi).unwrap();
+    std::fs::set_permissions(&uwsgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let app = sb.path().join("app.py");
+    std::fs::copy(liege_testkit::emperor::app("emperor_hello.py"), &app).unwrap();
+    std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let hello_ini = |port: u16, msg: &str| {
+        format!(
+            "[uwsgi]\nmaster = true\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\nprocesses = 1\nenv = MSG={msg}\n",
+            app.display()
+        )
+    };
 
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
     let (aa, ac) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pc}"));
@@ -104,7 +118,6 @@ fn tyrant_runs_vassals_as_their_owner() {
     std::os::unix::fs::symlink("a.ini", &l).unwrap();
     chown(&l, u1, g1);
 
-    let uwsgi = uwsgi();
     let e = Emperor::start(
         &sb,
         LIEGE,
