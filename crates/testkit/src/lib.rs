@@ -2,6 +2,7 @@
 //! test, free ports, waits with deadlines (never bare sleeps), raw HTTP over TCP and unix
 //! sockets, and child processes that are killed (with their process group) when dropped.
 
+pub mod emperor;
 pub mod master;
 
 use std::io::{Read, Write};

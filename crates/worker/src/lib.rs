@@ -23,7 +23,9 @@ mod body;
 mod control;
 mod ctx;
 mod http;
+mod logfmt;
 mod queue;
+mod statics;
 mod uwsgi;
 
 use control::{Control, ControlEvent};
@@ -34,6 +36,7 @@ use liege_wsgi::types::ConnInfo;
 use pyo3::prelude::*;
 use queue::JobQueue;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -141,10 +144,16 @@ pub fn run(boot: WorkerBoot) -> i32 {
         }
     }
     let app_loaded = app.is_ok();
+    if let Ok(apps) = &app {
+        for (i, m) in apps.iter().enumerate().skip(1) {
+            tracing::info!("WSGI app {i} (mountpoint='{}') ready", m.mountpoint);
+        }
+    }
     let env_opts = liege_wsgi::EnvironOptions {
         multithread: cfg.threads > 1,
         multiprocess: cfg.processes > 1,
         file_wrapper: !cfg.disable_file_wrapper,
+        manage_script_name: cfg.app.manage_script_name,
     };
     let handler = match Python::attach(|py| liege_wsgi::Handler::new(py, app, &env_opts)) {
         Ok(h) => Arc::new(h),
@@ -166,7 +175,26 @@ pub fn run(boot: WorkerBoot) -> i32 {
     let queue = Arc::new(JobQueue::default());
     let (trusted, trust_unix) = ctx::parse_trusted(&cfg.trusted_proxies);
     let preread = (cfg.post_buffering as usize).max(ctx::PREREAD);
+    let add_headers = match ctx::parse_add_headers(&cfg.add_headers) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let max_requests = if cfg.max_requests > 0 {
+        cfg.max_requests + boot.id as u64 * cfg.max_requests_delta
+    } else {
+        0
+    };
     let ctx = Arc::new(Ctx {
+        add_headers,
+        max_requests,
+        recycle: tokio::sync::Notify::new(),
+        busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        statics: statics::Statics::new(&cfg.statics),
+        log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
+        wid: boot.id,
         permits: Arc::new(Semaphore::new(threads as usize * 2)),
         queue: queue.clone(),
         stats: Default::default(),
@@ -184,9 +212,10 @@ pub fn run(boot: WorkerBoot) -> i32 {
     for core in 1..threads {
         let q = queue.clone();
         let h = handler.clone();
+        let c = ctx.clone();
         let t = std::thread::Builder::new()
             .name(format!("liege-py-{core}"))
-            .spawn(move || python_loop(&q, &h, core));
+            .spawn(move || python_loop(&q, &h, core, &c.busy_since[core as usize]));
         match t {
             Ok(t) => py_threads.push(t),
             Err(e) => {
@@ -210,7 +239,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         }
     };
 
-    python_loop(&queue, &handler, 0);
+    python_loop(&queue, &handler, 0, &ctx.busy_since[0]);
     for t in py_threads {
         let _ = t.join();
     }
@@ -253,15 +282,27 @@ fn orphan_guard(master_pid: i32) -> Result<(), i32> {
     Ok(())
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
 /// One Python thread: attach once, then wait for requests with the GIL released.
-fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32) {
+/// `busy` holds the start of the current request (unix ms), 0 when idle.
+fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32, busy: &AtomicU64) {
     Python::attach(|py| loop {
         let job = match queue.try_pop() {
             Some(j) => Some(j),
             None => py.detach(|| queue.pop()),
         };
         match job {
-            Some(req) => handler.handle(py, core, req),
+            Some(req) => {
+                busy.store(unix_ms(), Ordering::Relaxed);
+                handler.handle(py, core, req);
+                busy.store(0, Ordering::Relaxed);
+            }
             None => break,
         }
     });
@@ -294,6 +335,13 @@ enum Listener {
 }
 
 fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
+    // The fd stays ours: processes the app spawns must not inherit the listening socket.
+    // SAFETY: the fd is open (inherited) for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(l.fd) };
+    nix::fcntl::fcntl(
+        borrowed,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     if l.unix {
         // SAFETY: the master passed this fd to us in WorkerBoot as a listening socket; we
         // are its only owner in this process.
@@ -370,7 +418,11 @@ async fn io_main(
     tracing::debug!("accepting on {} listener(s)", listeners.len());
 
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_requests = u64::MAX;
+    // Busy is reported once a request has run for a tick (harakiri granularity is 1 s), not
+    // per request: a control packet per request would cost more than the request.
+    let mut reported_busy: Option<u64> = None;
     let mut drained = false;
     loop {
         let ev = tokio::select! {
@@ -394,12 +446,24 @@ async fn io_main(
                 drained = true;
                 Event::Drained
             }
+            _ = ctx.recycle.notified() => Event::Graceful("max-requests reached"),
             _ = stats_tick.tick() => {
-                let n = ctx.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-                if n != last_requests {
-                    last_requests = n;
-                    if let Some(c) = &control {
+                let n = ctx.stats.requests.load(Ordering::Relaxed);
+                if let Some(c) = &control {
+                    if n != last_requests {
+                        last_requests = n;
                         c.send(&FromWorker::Stats(ctx.snapshot()));
+                    }
+                    match (ctx.oldest_busy(), reported_busy) {
+                        (Some(since), r) if r != Some(since) => {
+                            c.send(&FromWorker::Busy { since_unix_ms: since });
+                            reported_busy = Some(since);
+                        }
+                        (None, Some(_)) => {
+                            c.send(&FromWorker::Idle);
+                            reported_busy = None;
+                        }
+                        _ => {}
                     }
                 }
                 continue;
@@ -484,7 +548,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: Some(peer),
                     server_port: local.port(),
-                    local_ip: local.ip().to_string(),
+                    local_ip: local.ip().to_string().into(),
                     trusted: ctx.is_trusted(Some(peer.ip())),
                     https: false,
                 },
@@ -497,7 +561,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: None,
                     server_port: 80,
-                    local_ip: "localhost".to_string(),
+                    local_ip: "localhost".into(),
                     trusted: ctx.is_trusted(None),
                     https: false,
                 },
