@@ -5,7 +5,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn pids(path: &std::path::Path) -> Vec<i32> {
     std::fs::read_to_string(path)

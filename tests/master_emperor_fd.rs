@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn vassal(sb: &Sandbox, addr: &str, extra: &[&str]) -> (Proc, UnixStream) {
     // The vassal end is inheritable (no CLOEXEC); ours is not.
@@ -30,9 +30,7 @@ fn vassal(sb: &Sandbox, addr: &str, extra: &[&str]) -> (Proc, UnixStream) {
         .env("UWSGI_EMPEROR_FD", vassal.as_raw_fd().to_string());
     let p = sb.spawn(cmd, "liege");
     drop(vassal);
-    emperor
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    emperor.set_read_timeout(Some(T)).unwrap();
     (p, emperor)
 }
 

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 fn read_all(mut s: impl Read) -> Vec<u8> {
