@@ -199,7 +199,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
     for it in items.iter_mut().filter(|it| !it.late) {
         let v = expand_env(&it.value, &env_lookup);
         let mut read_errors = Vec::new();
-        let v = expand_files(&v, &read_file, &mut read_errors);
+        let v = expand_files(&v, &|p: &str| read_file(p, cwd), &mut read_errors);
         for r in read_errors {
             errors.push(ConfigError::invalid(&it.key, &it.value, &it.origin, r));
         }
@@ -294,6 +294,14 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                 &mut warnings,
             ),
             Class::Opt(def) => {
+                if def.group == Group::Commands && matches!(it.origin, Origin::Env(_)) {
+                    // e.g. LIEGE_VERSION set as image metadata: not a request to print it.
+                    warnings.push(format!(
+                        "{}: `{}` is a command, only valid on the command line (ignored)",
+                        it.origin, def.name
+                    ));
+                    continue;
+                }
                 if def.group == Group::Commands {
                     errors.push(ConfigError::invalid(
                         &it.key,
@@ -360,10 +368,15 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                     Ok(()) => {
                         cx.last
                             .insert(def.name, (ex.value.clone(), it.origin.clone()));
+                        // Show the emperor monitor as resolved (absolute), as it will be used.
+                        let value = match (def.name, settings.emperor.as_ref()) {
+                            ("emperor", Some(e)) => e.monitors.last().cloned().unwrap_or(ex.value),
+                            _ => ex.value,
+                        };
                         applied.push(Applied {
                             option: def.name,
                             key: it.key.clone(),
-                            value: ex.value,
+                            value,
                             origin: it.origin.clone(),
                         });
                     }
@@ -426,11 +439,11 @@ pub(crate) mod test_hooks {
 }
 
 /// `@(path)` reader: plain files only; URI schemes are not implemented (no I/O beyond files).
-fn read_file(path: &str) -> Result<String, String> {
+fn read_file(path: &str, cwd: &Path) -> Result<String, String> {
     if let Some((scheme, _)) = path.split_once("://") {
         return Err(format!("{scheme}:// sources are not implemented by liege"));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+    std::fs::read_to_string(cwd.join(path)).map_err(|e| format!("cannot read {path}: {e}"))
 }
 
 /// State carried through application.

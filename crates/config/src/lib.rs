@@ -22,7 +22,26 @@
 //! 5. **Rendering** ([`render`]): `--help`, `--check` and `docs/options.md` from the same
 //!    registry.
 //!
-//! The crate does no I/O beyond reading config files, `@(file)` files and the environment.
+//! The crate does no I/O beyond reading config files, `@(file)` files, the filesystem tests
+//! of `if-exists`-style logic, and the environment.
+//!
+//! # Where liege differs from uWSGI 2.0 (on purpose)
+//!
+//! - **Strict by default.** An unknown key is an error (uWSGI silently keeps it as a
+//!   placeholder) unless some value references it as `%(key)`; a real uWSGI option liege does
+//!   not implement is an error saying so. `strict = false` or `--lenient` turns both into
+//!   warnings ([`Settings::warnings`]). Unknown `UWSGI_*`/`LIEGE_*` environment variables are
+//!   only warnings: the environment is ambient.
+//! - **Unresolved `%(name)`** stays verbatim as in uWSGI, but is an error in strict mode
+//!   (except in `log-format`, whose own variables are written `%(name)`). Unresolved `$(ENV)`
+//!   stays verbatim silently, as in uWSGI. A self-referencing placeholder is an error instead of
+//!   an endless loop.
+//! - **Malformed numbers are errors** (uWSGI's `atoi` turns them into 0). Sizes accept
+//!   `k`/`m`/`g` and durations `ms`/`s`/`m`/`h` suffixes.
+//! - **Unknown `%x` magic sequences** are deleted as in uWSGI, with a warning.
+//! - `--flag=false` is accepted for boolean flags on the command line (uWSGI rejects a value).
+//! - Config sources with a scheme (`http://`, `exec://`, `@(exec://...)`) are refused.
+//! - `need-app` defaults to true; `listen` has no default (the master uses somaxconn).
 
 pub mod build;
 pub mod error;
@@ -63,7 +82,12 @@ pub fn parse_in(
     loader.args(args);
     let collected = loader.finish();
     let c = collected.commands.clone();
-    if c.help || (args.is_empty() && collected.entries.is_empty() && collected.errors.is_empty()) {
+    let nothing_given = args.is_empty()
+        && collected.entries.is_empty()
+        && collected.files.is_empty()
+        && collected.errors.is_empty()
+        && collected.emperor_fd.is_none();
+    if c.help || nothing_given {
         return Ok(Action::Help(render::help()));
     }
     if c.version {

@@ -236,10 +236,10 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Config, "end", K::Bool, "ini only: end a for or if-* block"),
     // --- sockets ---------------------------------------------------------------------------
     o(G::Sockets, "socket", K::Addr, "bind a uwsgi-protocol socket (:port, host:port, [v6]:port, /path, @abstract, fd://N)").sh('s').rep(),
-    o(G::Sockets, "uwsgi-socket", K::Addr, "bind a uwsgi-protocol socket").al(&["uwsgi"]).rep(),
+    o(G::Sockets, "uwsgi-socket", K::Addr, "bind a uwsgi-protocol socket").rep(),
     o(G::Sockets, "http-socket", K::Addr, "bind an HTTP socket served by the workers").rep(),
     o(G::Sockets, "http", K::Addr, "serve HTTP on ADDR (liege: served by the workers; no separate router process)").rep(),
-    o(G::Sockets, "listen", K::Int, "listen queue size (uWSGI default 100; liege caps it at somaxconn with a warning)").sh('l').def("100"),
+    o(G::Sockets, "listen", K::Int, "listen queue size (uWSGI's default is 100; unset, liege uses the kernel's somaxconn)").sh('l'),
     o(G::Sockets, "chmod-socket", K::Mode, "chmod unix sockets after bind; bare means 666").al(&["chmod"]).sh('C').opt_arg(),
     o(G::Sockets, "chown-socket", K::Str, "chown unix sockets to USER[:GROUP] after bind"),
     o(G::Sockets, "vacuum", K::Bool, "remove unix sockets and pidfiles on exit"),

@@ -168,6 +168,8 @@ fn shown_value(a: &Applied) -> String {
                 Err(_) => a.value.clone(),
             }
         }
+        // A bare `log-date` means "the default date format".
+        _ if a.option == "log-date" && a.value.is_empty() => "true".to_string(),
         _ => a.value.clone(),
     }
 }

@@ -303,6 +303,18 @@ fn env_vars_fill_options_and_reserved_ones_are_skipped() {
 }
 
 #[test]
+fn commands_from_the_environment_are_ignored_with_a_warning() {
+    let s = settings_env(&["--master"], &[("LIEGE_VERSION", "0.1.0")]);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("`version` is a command")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
 fn unknown_env_option_is_a_warning() {
     let s = settings_env(&["--master"], &[("UWSGI_FROBNICATE", "1")]);
     assert!(
@@ -591,9 +603,16 @@ fn actions() {
         run(&["emperor-status", "/s"], &[], Path::new("/")),
         Ok(Action::Status("/s".into()))
     );
-    let (d, p) = ini("[uwsgi]\nprocesses = 2\n");
+    let (d, p) = ini("[uwsgi]\nprocesses = 2\nemperor = vassals\nlogdate\n");
     match run(&["--check", &p], &[], d.0.path()) {
-        Ok(Action::Check(text)) => assert!(text.contains("processes = 2"), "{text}"),
+        Ok(Action::Check(text)) => {
+            assert!(text.contains("processes = 2"), "{text}");
+            assert!(
+                text.contains(&format!("emperor = {}", d.p("vassals"))),
+                "{text}"
+            );
+            assert!(text.contains("log-date = true"), "{text}");
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -659,6 +678,17 @@ fn env_and_file_expansion() {
     assert_eq!(s.master.worker.app.chdir, Some("/home/t/x".into()));
     assert_eq!(s.master.worker.app.module.as_deref(), Some("app1.2"));
     assert_eq!(s.master.worker.app.env, vec!["N=$(NOPE)"]);
+}
+
+#[test]
+fn file_references_are_relative_to_the_cwd() {
+    let d = Dir::new(&[
+        ("secret", "s3cr3t\n"),
+        ("app.ini", "[uwsgi]\nenv = KEY=@(secret)\n"),
+    ]);
+    let s = d.settings(&["--ini", "app.ini"]);
+    assert_eq!(s.master.worker.app.env, vec!["KEY=s3cr3t"]);
+    assert!(d.errors(&["--env", "K=@(missing)"])[0].contains("cannot read missing"));
 }
 
 #[test]
@@ -981,4 +1011,100 @@ fn declared_options_expand_in_place() {
             .contains("already an option")
     );
     assert!(ini_errors("[uwsgi]\ndeclare-option = a=a=$1\na = 1\n")[0].contains("too many entries"));
+}
+
+#[test]
+fn uppercase_magic_describes_the_first_ini_in_templates() {
+    let d = Dir::new(&[
+        ("vassals/shop.ini", "[uwsgi]\nprocesses = 2\n"),
+        (
+            "tpl.ini",
+            "[uwsgi]\nmodule = %N.wsgi\nchdir = %D\nenv = SELF=%n\n",
+        ),
+    ]);
+    let s = d.settings(&[
+        "--ini",
+        &d.p("vassals/shop.ini"),
+        "--include",
+        &d.p("tpl.ini"),
+    ]);
+    let a = &s.master.worker.app;
+    assert_eq!(a.module.as_deref(), Some("shop.wsgi"));
+    assert_eq!(a.chdir, Some(PathBuf::from(format!("{}/", d.p("vassals")))));
+    // Lowercase forms describe the file being read (the template itself).
+    assert_eq!(a.env, vec!["SELF=tpl"]);
+}
+
+#[test]
+fn symlinked_configs_keep_the_link_name() {
+    let d = Dir::new(&[("skel.ini", "[uwsgi]\nmodule = %n.wsgi\n")]);
+    std::os::unix::fs::symlink(d.p("skel.ini"), d.p("blog.ini")).unwrap();
+    let s = d.settings(&[&d.p("blog.ini")]);
+    assert_eq!(s.master.worker.app.module.as_deref(), Some("blog.wsgi"));
+}
+
+#[test]
+fn relative_ini_and_percent_p_resolve_against_the_cwd() {
+    let d = Dir::new(&[("app.ini", "[uwsgi]\ntouch-reload = %p\n")]);
+    let s = d.settings(&["--ini", "app.ini"]);
+    assert_eq!(s.master.touch_reload, vec![PathBuf::from(d.p("app.ini"))]);
+    assert_eq!(s.files, vec![PathBuf::from(d.p("app.ini"))]);
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        let keys = prop::sample::select(vec![
+            "processes",
+            "socket",
+            "http",
+            "chmod-socket",
+            "set-ph",
+            "set",
+            "for",
+            "endfor",
+            "if-env",
+            "endif",
+            "cheaper",
+            "cheaper-initial",
+            "cron",
+            "cron2",
+            "attach-daemon2",
+            "static-map",
+            "emperor",
+            "declare-option",
+            "x",
+            "unknown-key",
+            "gevent",
+            "plugins",
+            "include",
+            "inherit",
+            "%n",
+            "[uwsgi]",
+            "[other]",
+            "; c",
+            "strict",
+        ]);
+        let values = "[ -~]{0,12}";
+        (keys, values, any::<bool>()).prop_map(|(k, v, bare)| {
+            if k.starts_with('[') || k.starts_with(';') || bare {
+                k.to_string()
+            } else {
+                format!("{k} = {v}")
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever the file says, parsing returns Ok or errors; it never panics or hangs.
+        #[test]
+        fn arbitrary_files(lines in proptest::collection::vec(line(), 0..12)) {
+            let text = format!("[uwsgi]\n{}\n", lines.join("\n"));
+            let (d, p) = ini(&text);
+            let _ = run(&[&p], &[], d.0.path());
+        }
+    }
 }
