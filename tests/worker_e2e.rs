@@ -10,7 +10,6 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_liege");
 
 #[test]
-#[ignore = "needs the master role (issue 4) merged; passes on worker+master+config"]
 fn http_hello_world_from_the_command_line() {
     let sb = Sandbox::new();
     let port = free_port();
@@ -31,7 +30,6 @@ fn http_hello_world_from_the_command_line() {
 }
 
 #[test]
-#[ignore = "needs the master role (issue 4) merged; passes on worker+master+config"]
 fn nginx_in_front_of_liege_socket() {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
@@ -72,7 +70,6 @@ fn nginx_in_front_of_liege_socket() {
 }
 
 #[test]
-#[ignore = "needs the master role (issue 4) merged; passes on worker+master+config"]
 fn django_through_home_and_module() {
     let v = venv(&["django"]);
     let sb = Sandbox::new();
