@@ -339,12 +339,15 @@ async fn io_main(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let builder = Arc::new(http::builder(&ctx));
 
-    let (mut sigterm, mut sigint, mut sigquit) = match (
+    let (mut sigterm, mut sigint, mut sigquit, mut sighup, mut sigusr1, mut sigusr2) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
         _ => {
             tracing::error!("cannot install signal handlers");
             return 1;
@@ -401,6 +404,17 @@ async fn io_main(
             _ = sigterm.recv() => Event::Graceful("SIGTERM"),
             _ = sigint.recv() => Event::Immediate("SIGINT"),
             _ = sigquit.recv() => Event::Immediate("SIGQUIT"),
+            // uWSGI workers finish their request and exit on SIGHUP (a reload of that worker).
+            _ = sighup.recv() => Event::Graceful("SIGHUP"),
+            // Their default action would kill the worker; nothing to do with them here.
+            _ = sigusr1.recv() => {
+                tracing::info!("SIGUSR1 ignored by the worker (send it to the master)");
+                continue;
+            }
+            _ = sigusr2.recv() => {
+                tracing::info!("SIGUSR2 ignored by the worker");
+                continue;
+            }
             ev = async {
                 match reader.as_mut() {
                     Some(r) => r.next().await,
