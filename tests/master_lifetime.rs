@@ -7,9 +7,6 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(60);
 
 #[test]
-#[ignore = "needs the worker to answer connections accepted just before its graceful stop \
-            (hyper's graceful_shutdown closes them before their first request); run with \
-            --ignored once the worker fix is in"]
 fn old_workers_are_replaced_without_failing_requests() {
     let sb = Sandbox::new();
     write_app(&sb, "v1");

@@ -148,9 +148,6 @@ fn keepalive_client(addr: String, stop: Arc<AtomicBool>, c: Arc<Counters>) {
 }
 
 #[test]
-#[ignore = "needs the worker to answer connections accepted just before its graceful stop \
-            (hyper's graceful_shutdown closes them before their first request): 2 of ~200k \
-            requests fail without it; run with --ignored once the worker fix is in"]
 fn reloads_under_load_fail_no_request() {
     let sb = Sandbox::new();
     write_app(&sb, "v1");
