@@ -550,6 +550,24 @@ impl Emperor {
                 return;
             }
         };
+        if content.is_empty() {
+            // Most likely caught between the truncate and the write of an in-place save: the
+            // write that fills it raises the next event. Nothing is recorded, so that the next
+            // scan looks again; a running vassal is left alone.
+            tracing::debug!(vassal = %path.display(), "empty vassal file: ignored until it has content");
+            if let Some(e) = self.vassals.get(path) {
+                if e.fp.is_none() && !e.life.state.has_process() {
+                    self.feed(
+                        path,
+                        Event::Invalid {
+                            reason: "empty file".into(),
+                        },
+                        now,
+                    );
+                }
+            }
+            return;
+        }
         let validation = self.validate(path);
         let tyrant = self.tyrant;
         let tyrant_nofollow = self.tyrant_nofollow;
