@@ -819,7 +819,11 @@ impl Emperor {
             }
             Action::Kill => {
                 if let Some(e) = self.vassals.get(path) {
-                    tracing::warn!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "SIGKILL");
+                    let why = match &e.life.state {
+                        VassalState::Stopping { .. } => "did not stop in time".to_string(),
+                        _ => e.life.last_error.clone().unwrap_or_default(),
+                    };
+                    tracing::warn!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "SIGKILL: {why}");
                     if let Some(ctl) = &e.ctl {
                         let _ = ctl.send(Ctl::Kill);
                     }
