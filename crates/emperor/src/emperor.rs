@@ -288,6 +288,9 @@ impl Emperor {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+        let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+        let mut urg = signal(SignalKind::from_raw(libc::SIGURG)).expect("SIGURG handler");
+        let mut winch = signal(SignalKind::window_change()).expect("SIGWINCH handler");
 
         let wake = self.wake.clone();
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -390,6 +393,17 @@ impl Emperor {
                 _ = term.recv() => self.begin_shutdown(true),
                 _ = int.recv() => self.begin_shutdown(false),
                 _ = quit.recv() => self.begin_shutdown(false),
+                _ = usr1.recv() => {
+                    let now = SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    for line in crate::stats::table(&self.stats_doc(), now).lines() {
+                        tracing::info!("{line}");
+                    }
+                }
+                _ = urg.recv() => self.retry_throttled(),
+                _ = winch.recv() => self.rescan_at = Some(Instant::now()),
                 _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
                     self.sd.notifier.send("WATCHDOG=1\n".into(), true);
                 }
@@ -727,6 +741,26 @@ impl Emperor {
             }
             if matches!(e.life.state, VassalState::Stopping { .. }) {
                 continue;
+            }
+            self.feed(&p, Event::Reload, now);
+        }
+    }
+
+    /// SIGURG (uWSGI: clear the blacklist): retry every throttled vassal now.
+    fn retry_throttled(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<PathBuf> = self
+            .vassals
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e.life.state, VassalState::Throttled { .. }) && e.blocked().is_none()
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        tracing::info!("SIGURG: retrying {} throttled vassals now", keys.len());
+        for p in keys {
+            if let Some(e) = self.vassals.get_mut(&p) {
+                e.life.attempts = 0;
             }
             self.feed(&p, Event::Reload, now);
         }
