@@ -65,6 +65,10 @@ const INI_BLANKS: [char; 3] = [' ', '\t', '\r'];
 /// Maximum nesting of `ini`/`include` (guards against include loops).
 pub const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// Maximum number of config files loaded in one parse (guards against a file that includes
+/// itself several times, which the depth limit alone would let grow exponentially).
+pub const MAX_CONFIG_LOADS: usize = 512;
+
 /// Everything stage 1 produced.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -85,6 +89,8 @@ pub struct Loader {
     /// The last ini file loaded (for `:section` without a file).
     last_ini: Option<PathBuf>,
     depth: usize,
+    /// Config files loaded so far (see [`MAX_CONFIG_LOADS`]).
+    loads: usize,
     /// `inherit` files, loaded by [`Loader::finish`] after every other source.
     inherits: Vec<(String, Origin)>,
     /// Entries being read now come from an inherited file.
@@ -108,6 +114,7 @@ impl Loader {
             first: None,
             last_ini: None,
             depth: 0,
+            loads: 0,
             inherits: Vec::new(),
             late: false,
             env_vars: Default::default(),
@@ -528,6 +535,25 @@ impl Loader {
     /// entries in. `set_first`: this is a `--ini`, which sets the uppercase magic variables.
     pub fn load_config_arg(&mut self, arg: &str, origin: &Origin, option: &str, set_first: bool) {
         let (file, section) = split_section(arg);
+        if file.is_empty() && section.is_none() {
+            self.out.errors.push(ConfigError::invalid(
+                option,
+                arg,
+                origin,
+                "expected a config file name",
+            ));
+            return;
+        }
+        self.loads += 1;
+        if self.loads > MAX_CONFIG_LOADS {
+            self.out.errors.push(ConfigError::invalid(
+                option,
+                arg,
+                origin,
+                format!("more than {MAX_CONFIG_LOADS} config files loaded (an include loop?)"),
+            ));
+            return;
+        }
         let file: PathBuf = if file.is_empty() {
             // `:section` alone: a section of the last ini file loaded.
             match &self.last_ini {
