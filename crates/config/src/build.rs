@@ -468,7 +468,7 @@ fn read_file(path: &str, cwd: &Path) -> Result<String, String> {
     if let Some((scheme, _)) = path.split_once("://") {
         return Err(format!("{scheme}:// sources are not implemented by liege"));
     }
-    std::fs::read_to_string(cwd.join(path)).map_err(|e| format!("cannot read {path}: {e}"))
+    crate::source::read_bounded(&cwd.join(path)).map_err(|e| format!("cannot read {path}: {e}"))
 }
 
 /// State carried through application.

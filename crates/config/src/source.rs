@@ -594,7 +594,7 @@ impl Loader {
             ));
             return;
         }
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read_bounded(&file) {
             Ok(t) => t,
             Err(e) => {
                 self.out.errors.push(ConfigError::Read {
@@ -700,6 +700,25 @@ struct Block {
     data: String,
     origin: Origin,
     body: logic::Body,
+}
+
+/// Largest file the configuration layer reads (config files, `@(file)`, `for-readline`).
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// Read a text file of at most [`MAX_FILE_SIZE`] bytes (so `/dev/zero` cannot exhaust memory).
+pub fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE_SIZE >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// Split `file.ini:section` at the last `:` after the final `/` (uWSGI §1.2).

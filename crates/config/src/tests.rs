@@ -711,6 +711,12 @@ fn file_references_are_relative_to_the_cwd() {
 }
 
 #[test]
+fn endless_files_are_refused() {
+    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("larger than"));
+    assert!(errors(&["--ini", "/dev/zero"])[0].contains("larger than"));
+}
+
+#[test]
 fn exec_sources_are_not_implemented() {
     let e = ini_errors("[uwsgi]\nmodule = @(exec://echo hi)\n");
     assert!(
