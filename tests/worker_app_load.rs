@@ -183,3 +183,70 @@ fn wrong_parent_exits_at_start() {
         w.proc.output()
     );
 }
+
+#[test]
+fn mounts_with_manage_script_name() {
+    let sb = Sandbox::new();
+    let mut c = WorkerConfig::default();
+    c.app.chdir = Some(apps());
+    c.app.wsgi_file = Some(apps().join("suite.py"));
+    c.app.mounts = vec![
+        (
+            "/hello".into(),
+            apps().join("hello.py").display().to_string(),
+        ),
+        ("/hello/deeper/".into(), "factory:create_app()".into()),
+        ("/s".into(), "suite".into()),
+    ];
+    c.app.manage_script_name = true;
+    let w = spawn(&sb, &c, &[]);
+    w.wait_ready();
+    assert_eq!(get(&w, "/hello").text(), "Hello World");
+    assert_eq!(get(&w, "/hello/x").text(), "Hello World");
+    assert_eq!(get(&w, "/hello/deeper/y").text(), "from factory");
+    // Not on a path boundary: the default app.
+    assert_eq!(get(&w, "/helloworld").text(), "not found: /helloworld");
+    let e: serde_json::Value = serde_json::from_slice(&get(&w, "/s/env").body).unwrap();
+    assert_eq!(e["SCRIPT_NAME"], "/s");
+    assert_eq!(e["PATH_INFO"], "/env");
+    assert!(w
+        .proc
+        .output()
+        .contains("WSGI app 2 (mountpoint='/hello/deeper') ready"));
+}
+
+#[test]
+fn mounts_selected_by_script_name_on_uwsgi() {
+    let sb = Sandbox::new();
+    let mut c = WorkerConfig::default();
+    c.app.chdir = Some(apps());
+    c.app.mounts = vec![
+        ("/hello".into(), "hello".into()),
+        ("/f".into(), "factory".into()),
+    ];
+    let w = spawn_worker(
+        &sb,
+        BIN,
+        &[Listen::UwsgiTcp],
+        &serde_json::to_string(&c).unwrap(),
+        &[],
+    );
+    w.wait_ready();
+    let ask = |script: &str| {
+        let pkt = liege_testkit::uwsgi_packet(
+            &[
+                ("REQUEST_METHOD", "GET"),
+                ("PATH_INFO", "/x"),
+                ("SCRIPT_NAME", script),
+                ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ],
+            b"",
+        );
+        Response::parse(raw_tcp(w.addr(0).tcp(), &pkt, Duration::from_secs(10)).unwrap()).unwrap()
+    };
+    assert_eq!(ask("/hello").text(), "Hello World");
+    assert_eq!(ask("/f/").text(), "other callable");
+    // No default app mounted at "": 500 and a log line.
+    assert_eq!(ask("/nope").status, 500);
+    assert!(w.proc.output().contains("no python application found"));
+}

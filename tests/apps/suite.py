@@ -95,7 +95,7 @@ def application(environ, start_response):
         return Closing("gen", gen())
     if path == "/gen-late-start":
         def gen():
-            start_response("201 Created", [("X-Late", "yes")])
+            start_response("201 Created", [("Content-Type", "text/plain"), ("X-Late", "yes")])
             yield b"late"
         return gen()
     if path == "/raise":
@@ -120,7 +120,7 @@ def application(environ, start_response):
             raise KeyError("late")
         except KeyError:
             try:
-                start_response("500 Oops", [], sys.exc_info())
+                start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
             except KeyError:
                 log_close("reraised KeyError")
                 raise

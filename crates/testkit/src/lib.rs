@@ -2,6 +2,9 @@
 //! test, free ports, waits with deadlines (never bare sleeps), raw HTTP over TCP and unix
 //! sockets, and child processes that are killed (with their process group) when dropped.
 
+pub mod emperor;
+pub mod master;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

@@ -189,6 +189,47 @@ pub fn spawn_worker_as(
     extra_env: &[(&str, &str)],
     master_pid: i32,
 ) -> Worker {
+    let cmd = sb.command(bin);
+    spawn_inner(
+        sb,
+        cmd,
+        listeners,
+        config_json,
+        extra_env,
+        &master_pid.to_string(),
+        false,
+    )
+}
+
+/// Start the worker from a `/bin/sh` that plays the master: the shell's pid is the
+/// `master_pid`, it runs `bin` in the background (its pid goes to `<sandbox>/worker.pid`),
+/// then runs `then` (e.g. `sleep 1; exit 0` to die while the worker runs). `proc` is the shell.
+pub fn spawn_worker_under_shell(
+    sb: &Sandbox,
+    bin: &str,
+    listeners: &[Listen],
+    config_json: &str,
+    then: &str,
+) -> Worker {
+    let mut cmd = sb.command("/bin/sh");
+    let pidfile = sb.path().join("worker.pid");
+    cmd.arg("-c").arg(format!(
+        r#"LIEGE__WORKER_BOOT=$(printf '%s' "$BOOT_TEMPLATE" | sed "s/__MASTER_PID__/$$/"); export LIEGE__WORKER_BOOT; unset BOOT_TEMPLATE; "$LIEGE_BIN" & echo $! > '{}'; {then}"#,
+        pidfile.display()
+    ));
+    cmd.env("LIEGE_BIN", bin);
+    spawn_inner(sb, cmd, listeners, config_json, &[], "__MASTER_PID__", true)
+}
+
+fn spawn_inner(
+    sb: &Sandbox,
+    mut cmd: std::process::Command,
+    listeners: &[Listen],
+    config_json: &str,
+    extra_env: &[(&str, &str)],
+    master_pid: &str,
+    template: bool,
+) -> Worker {
     let mut owned: Vec<OwnedFd> = Vec::new();
     let mut addrs = Vec::new();
     let mut entries = Vec::new();
@@ -227,8 +268,14 @@ pub fn spawn_worker_as(
         r#"{{"id":1,"generation":0,"listeners":[{}],"control_fd":{control_target},"master_pid":{master_pid},"config":{config_json}}}"#,
         entries.join(","),
     );
-    let mut cmd = sb.command(bin);
-    cmd.env("LIEGE__WORKER_BOOT", boot);
+    cmd.env(
+        if template {
+            "BOOT_TEMPLATE"
+        } else {
+            "LIEGE__WORKER_BOOT"
+        },
+        boot,
+    );
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

@@ -156,6 +156,9 @@ pub struct RespBody {
     kind: Kind,
     sent: u64,
     done: Option<Done>,
+    /// The app failed mid-body: answer Pending once (so hyper flushes what it buffered),
+    /// then the error that makes hyper close the connection without ending the body.
+    aborting: bool,
 }
 
 struct Done {
@@ -180,6 +183,7 @@ impl RespBody {
             kind,
             sent: 0,
             done: Some(Done { ctx, start, log }),
+            aborting: false,
         }
     }
 }
@@ -205,6 +209,9 @@ impl Body for RespBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         let this = &mut *self;
+        if this.aborting {
+            return Poll::Ready(Some(Err(Aborted)));
+        }
         match &mut this.kind {
             Kind::Full(b) => match b.take() {
                 Some(b) if !b.is_empty() => {
@@ -218,7 +225,11 @@ impl Body for RespBody {
                     this.sent += b.len() as u64;
                     Poll::Ready(Some(Ok(Frame::data(b))))
                 }
-                Poll::Ready(Some(Err(a))) => Poll::Ready(Some(Err(a))),
+                Poll::Ready(Some(Err(_))) => {
+                    this.aborting = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },

@@ -6,7 +6,7 @@ use liege_config::WorkerConfig;
 use liege_protocol::control::WorkerStats;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
@@ -26,6 +26,20 @@ pub struct Ctx {
     pub pid: u32,
     pub app_loaded: bool,
     pub preread: usize,
+    /// `add-header` entries, parsed once.
+    pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Recycle after this many requests (`max-requests` + id × `max-requests-delta`; 0 = never).
+    pub max_requests: u64,
+    /// Notified when `max_requests` is reached.
+    pub recycle: tokio::sync::Notify,
+    /// Static file serving, when any static option is set.
+    pub statics: Option<crate::statics::Statics>,
+    /// `log-format`, parsed once.
+    pub log_format: Option<crate::logfmt::LogFormat>,
+    /// This worker's id (`%(wid)`).
+    pub wid: u32,
+    /// Per Python thread: unix ms when its current request started, 0 when idle.
+    pub busy_since: Vec<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -34,7 +48,24 @@ pub struct Stats {
     pub tx: AtomicU64,
     pub running_time: AtomicU64,
     pub avg_rt: AtomicU64,
-    pub in_request: AtomicU32,
+}
+
+/// Parse `add-header = Name: value` entries.
+pub fn parse_add_headers(
+    list: &[String],
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, String> {
+    list.iter()
+        .map(|h| {
+            let (n, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("add-header {h:?}: expected `Name: value`"))?;
+            let name = http::HeaderName::from_bytes(n.trim().as_bytes())
+                .map_err(|_| format!("add-header {h:?}: invalid header name"))?;
+            let value = http::HeaderValue::from_str(v.trim())
+                .map_err(|_| format!("add-header {h:?}: invalid header value"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 impl Ctx {
@@ -48,7 +79,11 @@ impl Ctx {
             avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
             rss,
             vsz,
-            in_request: self.stats.in_request.load(Ordering::Relaxed),
+            in_request: self
+                .busy_since
+                .iter()
+                .filter(|b| b.load(Ordering::Relaxed) != 0)
+                .count() as u32,
         }
     }
 
@@ -73,7 +108,20 @@ impl Ctx {
             if avg == 0 { us } else { (avg + us) / 2 },
             Ordering::Relaxed,
         );
-        self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1
+        let n = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.max_requests > 0 && n == self.max_requests {
+            self.recycle.notify_one();
+        }
+        n
+    }
+
+    /// The start (unix ms) of the oldest request running in Python, if any.
+    pub fn oldest_busy(&self) -> Option<u64> {
+        self.busy_since
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .min()
     }
 }
 
@@ -158,48 +206,100 @@ pub struct LogRecord {
     pub headers: usize,
     pub headers_bytes: usize,
     pub core: u32,
+    /// `" via sendfile()"` etc., appended after the timing like uWSGI.
+    pub via: &'static str,
+    /// For `log-format`: REMOTE_USER, Host, User-Agent, Referer, the request Content-Length,
+    /// and the `var.NAME` values the template asks for (in its order).
+    pub user: String,
+    pub host: String,
+    pub uagent: String,
+    pub referer: String,
+    pub cl: u64,
+    pub req_vars: Vec<String>,
 }
 
 impl LogRecord {
     /// Write the line to stderr in one write.
     pub fn write(&self, ctx: &Ctx, req_no: u64, sent: u64, elapsed: Duration) {
-        let secs = self
-            .started
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as libc::time_t)
-            .unwrap_or(0);
-        let mut buf = [0 as libc::c_char; 64];
-        // SAFETY: ctime_r writes at most 26 bytes into the 64-byte buffer.
-        let ct = unsafe {
-            let p = libc::ctime_r(&secs, buf.as_mut_ptr());
-            if p.is_null() {
-                String::new()
-            } else {
-                std::ffi::CStr::from_ptr(p)
-                    .to_string_lossy()
-                    .trim_end()
-                    .to_string()
+        let line = match &ctx.log_format {
+            Some(lf) => lf.render(&crate::logfmt::Fields {
+                uri: &self.uri,
+                method: &self.method,
+                user: &self.user,
+                addr: &self.addr,
+                host: &self.host,
+                proto: self.proto,
+                uagent: &self.uagent,
+                referer: &self.referer,
+                status: self.status,
+                rsize: sent,
+                hsize: self.headers_bytes,
+                cl: self.cl,
+                elapsed,
+                started: self.started,
+                pid: ctx.pid,
+                wid: ctx.wid,
+                core: self.core,
+                vars: self.vars,
+                pktsize: self.vars_bytes,
+                headers: self.headers,
+                req_vars: &self.req_vars,
+            }),
+            None => {
+                let app = if ctx.app_loaded { 0 } else { -1 };
+                format!(
+                    "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} ({user}) {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs{via} ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
+                    pid = ctx.pid,
+                    n = if ctx.app_loaded { req_no as i64 } else { -1 },
+                    addr = self.addr,
+                    user = self.user,
+                    vars = self.vars,
+                    vb = self.vars_bytes,
+                    ct = cached_ctime(self.started),
+                    method = self.method,
+                    uri = self.uri,
+                    ms = elapsed.as_millis(),
+                    via = self.via,
+                    proto = self.proto,
+                    status = self.status,
+                    h = self.headers,
+                    hb = self.headers_bytes,
+                    core = self.core,
+                )
             }
         };
-        let app = if ctx.app_loaded { 0 } else { -1 };
-        let line = format!(
-            "[pid: {pid}|app: {app}|req: {n}/{n}] {addr} () {{{vars} vars in {vb} bytes}} [{ct}] {method} {uri} => generated {sent} bytes in {ms} msecs ({proto} {status}) {h} headers in {hb} bytes (1 switches on core {core})\n",
-            pid = ctx.pid,
-            n = if ctx.app_loaded { req_no as i64 } else { -1 },
-            addr = self.addr,
-            vars = self.vars,
-            vb = self.vars_bytes,
-            method = self.method,
-            uri = self.uri,
-            ms = elapsed.as_millis(),
-            proto = self.proto,
-            status = self.status,
-            h = self.headers,
-            hb = self.headers_bytes,
-            core = self.core,
-        );
+        let line = match &ctx.cfg.log_date {
+            None => line,
+            Some(f) if f.is_empty() => {
+                format!("{} - {line}", crate::logfmt::ctime(SystemTime::now()))
+            }
+            Some(f) => format!(
+                "{}{line}",
+                crate::logfmt::local_strftime(SystemTime::now(), f)
+            ),
+        };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
+}
+
+/// `ctime()` of the request start, formatted once per second (log lines are written by the
+/// I/O thread only).
+fn cached_ctime(t: SystemTime) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, crate::logfmt::ctime(t));
+        }
+        c.1.clone()
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use liege_wsgi::types::{
 };
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 
@@ -23,7 +23,10 @@ pub fn builder(ctx: &Ctx) -> http1::Builder {
         .max_headers((ctx.cfg.max_vars as usize).max(16))
         .max_header_size(ctx.cfg.buffer_size.max(1024))
         .max_buf_size((ctx.cfg.buffer_size + 4096).max(8192).max(64 * 1024))
-        .pipeline_flush(true);
+        // A request head (or the next one on an idle keep-alive connection) must arrive
+        // within 30 s, or the connection is closed.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30).max(ctx.cfg.socket_timeout));
     b
 }
 
@@ -71,12 +74,18 @@ fn simple(
     text: &'static str,
     ctx: &Arc<Ctx>,
     start: Instant,
+    mut log: Option<Box<LogRecord>>,
 ) -> Response<RespBody> {
+    if let Some(l) = log.as_mut() {
+        l.status = status.as_u16();
+        l.headers = 1;
+        l.headers_bytes = 44;
+    }
     let mut r = Response::new(RespBody::new(
         ResponseBody::Full(Bytes::from_static(text.as_bytes())),
         ctx.clone(),
         start,
-        None,
+        log,
     ));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -105,52 +114,6 @@ pub fn header_collision(headers: &http::HeaderMap) -> Option<String> {
 async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Response<RespBody> {
     let start = Instant::now();
     let (parts, incoming) = req.into_parts();
-    if let Some(names) = header_collision(&parts.headers) {
-        tracing::warn!("refusing a request with colliding header names: {names}");
-        return simple(
-            StatusCode::BAD_REQUEST,
-            "Bad Request: ambiguous header names\n",
-            &ctx,
-            start,
-        );
-    }
-    let limit = ctx.cfg.limit_post;
-    if limit > 0 {
-        let cl = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if cl.is_some_and(|cl| cl > limit) {
-            tracing::warn!(
-                "request body of {} bytes exceeds limit-post {limit}",
-                cl.unwrap_or(0)
-            );
-            return simple(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large\n",
-                &ctx,
-                start,
-            );
-        }
-    }
-    let body: RequestBody = match preread_http(incoming, ctx.preread, limit).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(_)) => {
-            tracing::warn!("request body exceeds limit-post {limit}");
-            return simple(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request Entity Too Large\n",
-                &ctx,
-                start,
-            );
-        }
-        Err(e) => {
-            tracing::debug!("{e}");
-            return simple(StatusCode::BAD_REQUEST, "Bad Request\n", &ctx, start);
-        }
-    };
-
     let log = if ctx.cfg.disable_logging {
         None
     } else {
@@ -176,7 +139,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             started: SystemTime::now(),
             addr,
             vars: (parts.headers.len() + 12) * 2,
-            vars_bytes: hbytes + parts.uri.to_string().len() + 16,
+            vars_bytes: hbytes + parts.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 16,
             method: parts.method.to_string(),
             uri: parts
                 .uri
@@ -191,7 +154,88 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
             headers: 0,
             headers_bytes: 0,
             core: 0,
+            via: "",
+            user: String::new(),
+            host: hdr(&parts.headers, http::header::HOST),
+            uagent: hdr(&parts.headers, http::header::USER_AGENT),
+            referer: hdr(&parts.headers, http::header::REFERER),
+            cl: hdr(&parts.headers, http::header::CONTENT_LENGTH)
+                .parse()
+                .unwrap_or(0),
+            req_vars: ctx
+                .log_format
+                .as_ref()
+                .map(|lf| {
+                    lf.req_vars
+                        .iter()
+                        .map(|v| http_var(v, &parts, conn))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
+    };
+    if let Some(names) = header_collision(&parts.headers) {
+        tracing::warn!("refusing a request with colliding header names: {names}");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: ambiguous header names\n",
+            &ctx,
+            start,
+            log,
+        );
+    }
+    let limit = ctx.cfg.limit_post;
+    if limit > 0 {
+        let cl = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if cl.is_some_and(|cl| cl > limit) {
+            tracing::warn!(
+                "request body of {} bytes exceeds limit-post {limit}",
+                cl.unwrap_or(0)
+            );
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+                log,
+            );
+        }
+    }
+    if let Some(st) = &ctx.statics {
+        let path = liege_wsgi::handler::decode_path(parts.uri.path().as_bytes());
+        let answer = st.lookup(
+            parts.method.as_str().as_bytes(),
+            &path,
+            parts
+                .headers
+                .get(http::header::IF_MODIFIED_SINCE)
+                .map(|v| v.as_bytes()),
+        );
+        if let Some(a) = answer {
+            let is_head = parts.method == http::Method::HEAD;
+            return respond(crate::statics::into_head(a, is_head), ctx, start, log);
+        }
+    }
+    let body: RequestBody = match preread_http(incoming, ctx.preread, limit).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(_)) => {
+            tracing::warn!("request body exceeds limit-post {limit}");
+            return simple(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large\n",
+                &ctx,
+                start,
+                log,
+            );
+        }
+        Err(e) => {
+            tracing::debug!("{e}");
+            return simple(StatusCode::BAD_REQUEST, "Bad Request\n", &ctx, start, log);
+        }
     };
 
     let head = HttpHead {
@@ -251,6 +295,7 @@ fn respond(
             + 17;
     }
     let mut r = Response::new(RespBody::new(head.body, ctx.clone(), start, log));
+    let ctx = &ctx;
     *r.status_mut() = status;
     if let Some(reason) = head.reason {
         if let Ok(rp) = hyper::ext::ReasonPhrase::try_from(reason) {
@@ -262,5 +307,45 @@ fn respond(
     for (k, v) in head.headers {
         h.append(k, v);
     }
+    for (k, v) in &ctx.add_headers {
+        h.append(k.clone(), v.clone());
+    }
     r
+}
+
+fn hdr(h: &http::HeaderMap, name: http::header::HeaderName) -> String {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A request variable by its CGI/environ name, for `%(var.NAME)` in `log-format`.
+fn http_var(name: &str, parts: &http::request::Parts, conn: &ConnInfo) -> String {
+    if let Some(h) = name.strip_prefix("HTTP_") {
+        let h = h.to_ascii_lowercase().replace('_', "-");
+        return parts
+            .headers
+            .get(h.as_str())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+    }
+    match name {
+        "REQUEST_METHOD" => parts.method.to_string(),
+        "REQUEST_URI" => parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        "PATH_INFO" => String::from_utf8_lossy(&liege_wsgi::handler::decode_path(
+            parts.uri.path().as_bytes(),
+        ))
+        .into_owned(),
+        "QUERY_STRING" => parts.uri.query().unwrap_or("").to_string(),
+        "CONTENT_TYPE" => hdr(&parts.headers, http::header::CONTENT_TYPE),
+        "CONTENT_LENGTH" => hdr(&parts.headers, http::header::CONTENT_LENGTH),
+        "REMOTE_ADDR" => conn.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        "REMOTE_PORT" => conn.peer.map(|p| p.port().to_string()).unwrap_or_default(),
+        "SERVER_PORT" => conn.server_port.to_string(),
+        _ => String::new(),
+    }
 }

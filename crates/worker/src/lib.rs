@@ -23,7 +23,9 @@ mod body;
 mod control;
 mod ctx;
 mod http;
+mod logfmt;
 mod queue;
+mod statics;
 mod uwsgi;
 
 use control::{Control, ControlEvent};
@@ -31,9 +33,9 @@ use ctx::Ctx;
 use liege_config::{InheritedListener, Protocol, WorkerBoot};
 use liege_protocol::control::{FromWorker, ToWorker};
 use liege_wsgi::types::ConnInfo;
-use pyo3::prelude::*;
 use queue::JobQueue;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -111,7 +113,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         return 1;
     }
 
-    let loaded = Python::attach(|py| liege_wsgi::app::load(py, &cfg.app));
+    let loaded = liege_wsgi::load_apps(&cfg.app);
     let app = match loaded {
         Ok(app) => {
             tracing::info!(
@@ -141,12 +143,18 @@ pub fn run(boot: WorkerBoot) -> i32 {
         }
     }
     let app_loaded = app.is_ok();
+    if let Ok(apps) = &app {
+        for (i, m) in apps.iter().enumerate().skip(1) {
+            tracing::info!("WSGI app {i} (mountpoint='{}') ready", m.mountpoint);
+        }
+    }
     let env_opts = liege_wsgi::EnvironOptions {
         multithread: cfg.threads > 1,
         multiprocess: cfg.processes > 1,
         file_wrapper: !cfg.disable_file_wrapper,
+        manage_script_name: cfg.app.manage_script_name,
     };
-    let handler = match Python::attach(|py| liege_wsgi::Handler::new(py, app, &env_opts)) {
+    let handler = match liege_wsgi::Handler::build(app, &env_opts) {
         Ok(h) => Arc::new(h),
         Err(e) => {
             tracing::error!("cannot set up the WSGI handler: {e}");
@@ -166,7 +174,26 @@ pub fn run(boot: WorkerBoot) -> i32 {
     let queue = Arc::new(JobQueue::default());
     let (trusted, trust_unix) = ctx::parse_trusted(&cfg.trusted_proxies);
     let preread = (cfg.post_buffering as usize).max(ctx::PREREAD);
+    let add_headers = match ctx::parse_add_headers(&cfg.add_headers) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e}");
+            return 1;
+        }
+    };
+    let max_requests = if cfg.max_requests > 0 {
+        cfg.max_requests + boot.id as u64 * cfg.max_requests_delta
+    } else {
+        0
+    };
     let ctx = Arc::new(Ctx {
+        add_headers,
+        max_requests,
+        recycle: tokio::sync::Notify::new(),
+        busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        statics: statics::Statics::new(&cfg.statics),
+        log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
+        wid: boot.id,
         permits: Arc::new(Semaphore::new(threads as usize * 2)),
         queue: queue.clone(),
         stats: Default::default(),
@@ -184,9 +211,10 @@ pub fn run(boot: WorkerBoot) -> i32 {
     for core in 1..threads {
         let q = queue.clone();
         let h = handler.clone();
+        let c = ctx.clone();
         let t = std::thread::Builder::new()
             .name(format!("liege-py-{core}"))
-            .spawn(move || python_loop(&q, &h, core));
+            .spawn(move || python_loop(&q, &h, core, &c.busy_since[core as usize]));
         match t {
             Ok(t) => py_threads.push(t),
             Err(e) => {
@@ -210,18 +238,12 @@ pub fn run(boot: WorkerBoot) -> i32 {
         }
     };
 
-    python_loop(&queue, &handler, 0);
+    python_loop(&queue, &handler, 0, &ctx.busy_since[0]);
     for t in py_threads {
         let _ = t.join();
     }
     let code = io.join().unwrap_or(1);
-    Python::attach(|py| {
-        if let Ok(atexit) = py.import("atexit") {
-            if let Err(e) = atexit.call_method0("_run_exitfuncs") {
-                tracing::warn!("atexit: {e}");
-            }
-        }
-    });
+    liege_wsgi::run_atexit();
     if let Some(c) = &control {
         c.send(&FromWorker::Stats(ctx.snapshot()));
     }
@@ -253,18 +275,9 @@ fn orphan_guard(master_pid: i32) -> Result<(), i32> {
     Ok(())
 }
 
-/// One Python thread: attach once, then wait for requests with the GIL released.
-fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32) {
-    Python::attach(|py| loop {
-        let job = match queue.try_pop() {
-            Some(j) => Some(j),
-            None => py.detach(|| queue.pop()),
-        };
-        match job {
-            Some(req) => handler.handle(py, core, req),
-            None => break,
-        }
-    });
+/// One Python thread (the main thread is core 0).
+fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32, busy: &AtomicU64) {
+    handler.serve(core, busy, queue);
 }
 
 fn io_thread(
@@ -294,6 +307,13 @@ enum Listener {
 }
 
 fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
+    // The fd stays ours: processes the app spawns must not inherit the listening socket.
+    // SAFETY: the fd is open (inherited) for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(l.fd) };
+    nix::fcntl::fcntl(
+        borrowed,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
     if l.unix {
         // SAFETY: the master passed this fd to us in WorkerBoot as a listening socket; we
         // are its only owner in this process.
@@ -319,12 +339,15 @@ async fn io_main(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let builder = Arc::new(http::builder(&ctx));
 
-    let (mut sigterm, mut sigint, mut sigquit) = match (
+    let (mut sigterm, mut sigint, mut sigquit, mut sighup, mut sigusr1, mut sigusr2) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
         _ => {
             tracing::error!("cannot install signal handlers");
             return 1;
@@ -370,13 +393,28 @@ async fn io_main(
     tracing::debug!("accepting on {} listener(s)", listeners.len());
 
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_requests = u64::MAX;
+    // Busy is reported once a request has run for a tick (harakiri granularity is 1 s), not
+    // per request: a control packet per request would cost more than the request.
+    let mut reported_busy: Option<u64> = None;
     let mut drained = false;
     loop {
         let ev = tokio::select! {
             _ = sigterm.recv() => Event::Graceful("SIGTERM"),
             _ = sigint.recv() => Event::Immediate("SIGINT"),
             _ = sigquit.recv() => Event::Immediate("SIGQUIT"),
+            // uWSGI workers finish their request and exit on SIGHUP (a reload of that worker).
+            _ = sighup.recv() => Event::Graceful("SIGHUP"),
+            // Their default action would kill the worker; nothing to do with them here.
+            _ = sigusr1.recv() => {
+                tracing::info!("SIGUSR1 ignored by the worker (send it to the master)");
+                continue;
+            }
+            _ = sigusr2.recv() => {
+                tracing::info!("SIGUSR2 ignored by the worker");
+                continue;
+            }
             ev = async {
                 match reader.as_mut() {
                     Some(r) => r.next().await,
@@ -394,12 +432,24 @@ async fn io_main(
                 drained = true;
                 Event::Drained
             }
+            _ = ctx.recycle.notified() => Event::Graceful("max-requests reached"),
             _ = stats_tick.tick() => {
-                let n = ctx.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-                if n != last_requests {
-                    last_requests = n;
-                    if let Some(c) = &control {
+                let n = ctx.stats.requests.load(Ordering::Relaxed);
+                if let Some(c) = &control {
+                    if n != last_requests {
+                        last_requests = n;
                         c.send(&FromWorker::Stats(ctx.snapshot()));
+                    }
+                    match (ctx.oldest_busy(), reported_busy) {
+                        (Some(since), r) if r != Some(since) => {
+                            c.send(&FromWorker::Busy { since_unix_ms: since });
+                            reported_busy = Some(since);
+                        }
+                        (None, Some(_)) => {
+                            c.send(&FromWorker::Idle);
+                            reported_busy = None;
+                        }
+                        _ => {}
                     }
                 }
                 continue;
@@ -484,7 +534,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: Some(peer),
                     server_port: local.port(),
-                    local_ip: local.ip().to_string(),
+                    local_ip: local.ip().to_string().into(),
                     trusted: ctx.is_trusted(Some(peer.ip())),
                     https: false,
                 },
@@ -497,7 +547,7 @@ async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> 
                 ConnInfo {
                     peer: None,
                     server_port: 80,
-                    local_ip: "localhost".to_string(),
+                    local_ip: "localhost".into(),
                     trusted: ctx.is_trusted(None),
                     https: false,
                 },

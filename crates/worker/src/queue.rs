@@ -15,6 +15,8 @@ pub struct JobQueue {
 struct QueueState {
     jobs: VecDeque<Request>,
     closed: bool,
+    /// Threads blocked in `pop`: a push only pays for a futex wake when someone waits.
+    waiters: usize,
 }
 
 impl JobQueue {
@@ -29,8 +31,11 @@ impl JobQueue {
             return Err(Box::new(req));
         }
         st.jobs.push_back(req);
+        let wake = st.waiters > 0;
         drop(st);
-        self.cv.notify_one();
+        if wake {
+            self.cv.notify_one();
+        }
         Ok(())
     }
 
@@ -49,7 +54,9 @@ impl JobQueue {
             if st.closed {
                 return None;
             }
+            st.waiters += 1;
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.waiters -= 1;
         }
     }
 
@@ -57,5 +64,14 @@ impl JobQueue {
     pub fn close(&self) {
         self.lock().closed = true;
         self.cv.notify_all();
+    }
+}
+
+impl liege_wsgi::RequestSource for JobQueue {
+    fn try_next(&self) -> Option<Request> {
+        self.try_pop()
+    }
+    fn next(&self) -> Option<Request> {
+        self.pop()
     }
 }

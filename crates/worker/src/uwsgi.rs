@@ -15,15 +15,84 @@ use std::time::{Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-pub async fn serve<S>(
+/// A stream socket the uwsgi protocol runs on: split into owned halves, and able to
+/// `sendfile()` from a file on its write half.
+pub trait Sock: Send + 'static {
+    type R: AsyncRead + Unpin + Send + 'static;
+    type W: AsyncWrite + Unpin + Send + Sync + 'static;
+    fn split(self) -> (Self::R, Self::W);
+    /// One `sendfile()` of up to `len` bytes at `*offset`, waiting for writability.
+    fn sendfile(
+        w: &Self::W,
+        file: &std::fs::File,
+        offset: &mut u64,
+        len: usize,
+    ) -> impl std::future::Future<Output = std::io::Result<usize>> + Send;
+}
+
+macro_rules! sock_impl {
+    ($stream:ty, $r:ty, $w:ty) => {
+        impl Sock for $stream {
+            type R = $r;
+            type W = $w;
+            fn split(self) -> (Self::R, Self::W) {
+                self.into_split()
+            }
+            async fn sendfile(
+                w: &Self::W,
+                file: &std::fs::File,
+                offset: &mut u64,
+                len: usize,
+            ) -> std::io::Result<usize> {
+                use std::os::fd::AsRawFd;
+                let s: &$stream = w.as_ref();
+                loop {
+                    s.writable().await?;
+                    let r = s.try_io(tokio::io::Interest::WRITABLE, || {
+                        let mut off = *offset as libc::off_t;
+                        // SAFETY: both fds are open for the duration of the call; `off` is a
+                        // valid pointer; the kernel copies at most `len` bytes.
+                        let n = unsafe {
+                            libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), &mut off, len)
+                        };
+                        if n < 0 {
+                            Err(std::io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    });
+                    match r {
+                        Ok(n) => {
+                            *offset += n as u64;
+                            return Ok(n);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    };
+}
+
+sock_impl!(
+    tokio::net::TcpStream,
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::net::tcp::OwnedWriteHalf
+);
+sock_impl!(
+    tokio::net::UnixStream,
+    tokio::net::unix::OwnedReadHalf,
+    tokio::net::unix::OwnedWriteHalf
+);
+
+pub async fn serve<S: Sock>(
     stream: S,
     mut conn: ConnInfo,
     ctx: Arc<Ctx>,
     mut shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut rd, mut wr) = tokio::io::split(stream);
+) {
+    let (mut rd, mut wr) = stream.split();
     let start = Instant::now();
     let max = ctx.cfg.buffer_size.min(65535);
     let mut buf = BytesMut::with_capacity(max.max(4096) + HEADER_LEN);
@@ -106,51 +175,6 @@ pub async fn serve<S>(
         .is_some_and(|ip| ctx.is_trusted(Some(ip)));
 
     // Body: what already arrived, then up to the pre-read size, then a pump task.
-    let mut pump = None;
-    let body = {
-        let mut initial = buf;
-        initial.truncate(cl.min(initial.len() as u64) as usize);
-        let want = cl.min(ctx.preread as u64) as usize;
-        while initial.len() < want {
-            match tokio::time::timeout(timeout, rd.read_buf(&mut initial)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
-                    tracing::debug!("uwsgi: client went away while sending the body");
-                    return;
-                }
-                Ok(Ok(_)) => {}
-            }
-        }
-        initial.truncate(cl.min(initial.len() as u64) as usize);
-        let left = cl - initial.len() as u64;
-        let rest = if left > 0 {
-            let (tx, rx) = mpsc::channel::<BodyChunk>(4);
-            pump = Some(tokio::spawn(async move {
-                let mut left = left;
-                while left > 0 {
-                    let mut chunk = BytesMut::with_capacity((left.min(64 * 1024)) as usize);
-                    let item = match tokio::time::timeout(timeout, rd.read_buf(&mut chunk)).await {
-                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(BodyError::Disconnected),
-                        Ok(Ok(n)) => {
-                            left -= n as u64;
-                            Ok(chunk.freeze())
-                        }
-                    };
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        return;
-                    }
-                }
-            }));
-            Some(rx)
-        } else {
-            None
-        };
-        RequestBody {
-            initial: initial.freeze(),
-            rest,
-        }
-    };
-
     let mut log = if ctx.cfg.disable_logging {
         None
     } else {
@@ -177,10 +201,81 @@ pub async fn serve<S>(
             headers: 0,
             headers_bytes: 0,
             core: 0,
+            via: "",
+            user: s(b"REMOTE_USER"),
+            host: var(b"HTTP_HOST")
+                .or_else(|| var(b"SERVER_NAME"))
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .unwrap_or_default(),
+            uagent: s(b"HTTP_USER_AGENT"),
+            referer: s(b"HTTP_REFERER"),
+            cl,
+            req_vars: ctx
+                .log_format
+                .as_ref()
+                .map(|lf| lf.req_vars.iter().map(|v| s(v.as_bytes())).collect())
+                .unwrap_or_default(),
         })
     };
 
-    let head = dispatch(&ctx, Vars::Uwsgi(pairs), conn, body).await;
+    let mut pump = None;
+    let static_answer = ctx.statics.as_ref().and_then(|st| {
+        let method = var(b"REQUEST_METHOD").unwrap_or_default();
+        let path = var(b"PATH_INFO").unwrap_or_default();
+        let ims = var(b"HTTP_IF_MODIFIED_SINCE");
+        st.lookup(&method, &path, ims.as_deref())
+            .map(|a| (a, &method[..] == b"HEAD"))
+    });
+    let head = if let Some((answer, is_head)) = static_answer {
+        crate::statics::into_head(answer, is_head)
+    } else {
+        let body = {
+            let mut initial = buf;
+            initial.truncate(cl.min(initial.len() as u64) as usize);
+            let want = cl.min(ctx.preread as u64) as usize;
+            while initial.len() < want {
+                match tokio::time::timeout(timeout, rd.read_buf(&mut initial)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                        tracing::debug!("uwsgi: client went away while sending the body");
+                        return;
+                    }
+                    Ok(Ok(_)) => {}
+                }
+            }
+            initial.truncate(cl.min(initial.len() as u64) as usize);
+            let left = cl - initial.len() as u64;
+            let rest = if left > 0 {
+                let (tx, rx) = mpsc::channel::<BodyChunk>(4);
+                pump = Some(tokio::spawn(async move {
+                    let mut left = left;
+                    while left > 0 {
+                        let mut chunk = BytesMut::with_capacity((left.min(64 * 1024)) as usize);
+                        let item =
+                            match tokio::time::timeout(timeout, rd.read_buf(&mut chunk)).await {
+                                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(BodyError::Disconnected),
+                                Ok(Ok(n)) => {
+                                    left -= n as u64;
+                                    Ok(chunk.freeze())
+                                }
+                            };
+                        let stop = item.is_err();
+                        if tx.send(item).await.is_err() || stop {
+                            return;
+                        }
+                    }
+                }));
+                Some(rx)
+            } else {
+                None
+            };
+            RequestBody {
+                initial: initial.freeze(),
+                rest,
+            }
+        };
+
+        dispatch(&ctx, Vars::Uwsgi(pairs), conn, body).await
+    };
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&status_proto);
     out.push(b' ');
@@ -197,7 +292,7 @@ pub async fn serve<S>(
         ),
     }
     out.extend_from_slice(b"\r\n");
-    for (k, v) in &head.headers {
+    for (k, v) in head.headers.iter().chain(ctx.add_headers.iter()) {
         out.extend_from_slice(k.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(v.as_bytes());
@@ -238,17 +333,26 @@ pub async fn serve<S>(
             ok
         }
         ResponseBody::File(f) => {
-            let mut rx = crate::body::file_stream(f);
-            let mut ok = wr.write_all(&out).await.is_ok();
-            while ok {
-                match rx.recv().await {
-                    Some(Ok(chunk)) => {
-                        sent += chunk.len() as u64;
-                        ok = wr.write_all(&chunk).await.is_ok();
+            // sendfile(): the file goes from the page cache to the socket without copies.
+            let mut ok = wr.write_all(&out).await.is_ok() && wr.flush().await.is_ok();
+            let mut offset = f.offset;
+            let mut left = f.len.unwrap_or(u64::MAX);
+            while ok && left > 0 {
+                let chunk = left.min(1 << 20) as usize;
+                match S::sendfile(&wr, &f.file, &mut offset, chunk).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        sent += n as u64;
+                        left -= n as u64;
                     }
-                    Some(Err(_)) => ok = false,
-                    None => break,
+                    Err(e) => {
+                        tracing::debug!("sendfile: {e}");
+                        ok = false;
+                    }
                 }
+            }
+            if let Some(l) = log.as_mut() {
+                l.via = " via sendfile()";
             }
             ok
         }

@@ -36,7 +36,10 @@ impl LoadError {
 pub fn format_traceback(py: Python<'_>, e: &PyErr) -> String {
     let r: PyResult<String> = (|| {
         let tb = py.import("traceback")?;
-        let lines = tb.call_method1("format_exception", (e.value(py),))?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (e.get_type(py), e.value(py), e.traceback(py)),
+        )?;
         let s: String = PyModule::import(py, "builtins")?
             .getattr("str")?
             .call_method1("join", ("", lines))?
@@ -68,8 +71,16 @@ pub fn python_path_entries(values: &[String]) -> Vec<String> {
     path
 }
 
-/// Import the configured app and return the callable.
-pub fn load(py: Python<'_>, cfg: &AppConfig) -> Result<Py<PyAny>, LoadError> {
+/// One loaded app and where it is mounted (`""` for the main app).
+pub struct MountedApp {
+    /// Mountpoint without a trailing `/` (`""` = the default app).
+    pub mountpoint: String,
+    pub app: Py<PyAny>,
+}
+
+/// Import the configured apps: `module`, else `wsgi-file` (mounted at `""`), then every
+/// `mount = /prefix=target` in order.
+pub fn load(py: Python<'_>, cfg: &AppConfig) -> Result<Vec<MountedApp>, LoadError> {
     let sys = py
         .import("sys")
         .map_err(|e| LoadError::py(py, "import sys".into(), e))?;
@@ -88,29 +99,66 @@ pub fn load(py: Python<'_>, cfg: &AppConfig) -> Result<Py<PyAny>, LoadError> {
     }
 
     let default_callable = cfg.callable.as_deref().unwrap_or("application");
-    let (module, attr) = if let Some(spec) = &cfg.module {
-        let (modname, attr) = match spec.split_once(':') {
-            Some((m, a)) => (m, a),
-            None => (spec.as_str(), default_callable),
-        };
-        let module = if modname.ends_with(".py") || modname.ends_with(".wsgi") {
-            load_file(py, Path::new(modname))?
-        } else {
-            py.import(modname)
-                .map_err(|e| LoadError::py(py, format!("import {modname}"), e))?
-        };
-        (module, attr.to_string())
+    let mut apps = Vec::new();
+    if let Some(spec) = &cfg.module {
+        apps.push(MountedApp {
+            mountpoint: String::new(),
+            app: load_target(py, spec, default_callable)?,
+        });
     } else if let Some(file) = &cfg.wsgi_file {
-        (load_file(py, file)?, default_callable.to_string())
-    } else {
+        let module = load_file(py, file)?;
+        apps.push(MountedApp {
+            mountpoint: String::new(),
+            app: callable_of(py, &module, default_callable)?,
+        });
+    }
+    for (prefix, target) in &cfg.mounts {
+        if target.ends_with(".ini") {
+            return Err(LoadError::msg(format!(
+                "mount {prefix}={target}: paste .ini apps are not supported"
+            )));
+        }
+        apps.push(MountedApp {
+            mountpoint: prefix.trim_end_matches('/').to_string(),
+            app: load_target(py, target, default_callable)?,
+        });
+    }
+    if apps.is_empty() {
         return Err(LoadError::msg(
-            "no app configured (set wsgi-file or module)",
+            "no app configured (set wsgi-file, module or mount)",
         ));
-    };
+    }
+    Ok(apps)
+}
 
+/// `pkg.mod`, `pkg.mod:callable`, `pkg.mod:factory()`, or a `.py`/`.wsgi` file path.
+fn load_target(py: Python<'_>, spec: &str, default_callable: &str) -> Result<Py<PyAny>, LoadError> {
+    let (modname, attr) = match spec.split_once(':') {
+        Some((m, a)) => (m, a),
+        None => (spec, default_callable),
+    };
+    // `path/app.py` (or `.wsgi`) names a file when such a file exists; otherwise it is a
+    // dotted module name (`mysite.wsgi` is Django's).
+    let as_file =
+        (modname.ends_with(".py") || modname.ends_with(".wsgi")) && Path::new(modname).is_file();
+    let module = if as_file {
+        load_file(py, Path::new(modname))?
+    } else {
+        py.import(modname)
+            .map_err(|e| LoadError::py(py, format!("import {modname}"), e))?
+    };
+    callable_of(py, &module, attr)
+}
+
+/// `module.attr`, called first when `attr` ends in `()` (a factory); must be callable.
+fn callable_of(
+    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
+    attr: &str,
+) -> Result<Py<PyAny>, LoadError> {
     let (name, factory) = match attr.strip_suffix("()") {
         Some(n) => (n, true),
-        None => (attr.as_str(), false),
+        None => (attr, false),
     };
     let modname: String = module
         .name()

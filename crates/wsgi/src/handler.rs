@@ -1,7 +1,7 @@
 //! Running one request on a Python thread: build the environ, call the app, hand the response
 //! to the I/O thread, always call `close()`.
 
-use crate::app::format_traceback;
+use crate::app::{format_traceback, MountedApp};
 use crate::input::Input;
 use crate::response::{push, FileWrapper, Sent, StartResponse};
 use crate::types::{ConnInfo, FileBody, HttpHead, Request, ResponseBody, Vars};
@@ -21,11 +21,17 @@ pub struct EnvironOptions {
     pub multithread: bool,
     pub multiprocess: bool,
     pub file_wrapper: bool,
+    /// `manage-script-name`: pick the app by the longest mountpoint prefixing PATH_INFO and
+    /// move that prefix to SCRIPT_NAME.
+    pub manage_script_name: bool,
 }
 
 /// The app (or why there is none) and the cached objects every request uses.
 pub struct Handler {
-    app: Result<Py<PyAny>, String>,
+    apps: Result<Vec<MountedApp>, String>,
+    /// More than the single default app, or manage-script-name: choose per request.
+    select: bool,
+    manage_script_name: bool,
     /// A dict with the per-process constant keys; each environ starts as a copy of it.
     base: Py<PyDict>,
     /// Exceptions raised by the app (for stats).
@@ -36,11 +42,11 @@ pub struct Handler {
 pub const UWSGI_VERSION: &[u8] = b"2.0.31";
 
 impl Handler {
-    /// `app` is the loaded callable, or the reason it could not be loaded (`need-app = false`:
+    /// `apps` are the loaded apps, or the reason they could not be loaded (`need-app = false`:
     /// every request then gets a 500 and the reason is logged).
     pub fn new(
         py: Python<'_>,
-        app: Result<Py<PyAny>, String>,
+        apps: Result<Vec<MountedApp>, String>,
         opts: &EnvironOptions,
     ) -> PyResult<Handler> {
         let base = PyDict::new(py);
@@ -59,8 +65,16 @@ impl Handler {
         let node = nix_hostname();
         base.set_item("uwsgi.node", PyBytes::new(py, node.as_bytes()))?;
         base.set_item(intern!(py, "SCRIPT_NAME"), intern!(py, ""))?;
+        let select = match &apps {
+            Ok(a) => {
+                a.len() > 1 || a.iter().any(|m| !m.mountpoint.is_empty()) || opts.manage_script_name
+            }
+            Err(_) => false,
+        };
         Ok(Handler {
-            app,
+            apps,
+            select,
+            manage_script_name: opts.manage_script_name,
             base: base.unbind(),
             exceptions: Arc::new(AtomicU64::new(0)),
         })
@@ -82,8 +96,8 @@ impl Handler {
                 return;
             }
         };
-        let app = match &self.app {
-            Ok(app) => app.bind(py),
+        let apps = match &self.apps {
+            Ok(apps) => apps,
             Err(why) => {
                 tracing::error!("no app loaded: {why}");
                 sr.get().fail(py, 500, "Internal Server Error");
@@ -99,6 +113,25 @@ impl Handler {
             }
         };
         drop(vars);
+        let app = if self.select {
+            match self.select_app(py, apps, &environ) {
+                Ok(Some(app)) => app.bind(py),
+                Ok(None) => {
+                    tracing::error!(
+                        "--- no python application found for this request (no default app) ---"
+                    );
+                    sr.get().fail(py, 500, "Internal Server Error");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!("choosing the app: {}", format_traceback(py, &e));
+                    sr.get().fail(py, 500, "Internal Server Error");
+                    return;
+                }
+            }
+        } else {
+            apps[0].app.bind(py)
+        };
         match app.call1((environ, &sr)) {
             Ok(result) => self.respond(py, &sr, &result),
             Err(e) => {
@@ -106,6 +139,54 @@ impl Handler {
             }
         }
         drop(permit);
+    }
+
+    /// uWSGI's app choice (§4.5): with manage-script-name the longest mountpoint prefixing
+    /// PATH_INFO on a `/` boundary (moved to SCRIPT_NAME); else an exact `UWSGI_APPID` or
+    /// `SCRIPT_NAME` match; else the default app (mounted at `""` or `/`).
+    fn select_app<'a>(
+        &self,
+        py: Python<'_>,
+        apps: &'a [MountedApp],
+        env: &Bound<'_, PyDict>,
+    ) -> PyResult<Option<&'a Py<PyAny>>> {
+        let get = |k: &Bound<'_, PyString>| -> PyResult<Option<String>> {
+            match env.get_item(k)? {
+                Some(v) => Ok(v.extract::<String>().ok()),
+                None => Ok(None),
+            }
+        };
+        if self.manage_script_name {
+            let path = get(intern!(py, "PATH_INFO"))?.unwrap_or_default();
+            let best = apps
+                .iter()
+                .filter(|m| !m.mountpoint.is_empty())
+                .filter(|m| {
+                    path == m.mountpoint
+                        || (path.starts_with(&m.mountpoint)
+                            && path.as_bytes().get(m.mountpoint.len()) == Some(&b'/'))
+                })
+                .max_by_key(|m| m.mountpoint.len());
+            if let Some(m) = best {
+                env.set_item(intern!(py, "SCRIPT_NAME"), m.mountpoint.as_str())?;
+                env.set_item(intern!(py, "PATH_INFO"), &path[m.mountpoint.len()..])?;
+                return Ok(Some(&m.app));
+            }
+        }
+        let key = match get(intern!(py, "UWSGI_APPID"))? {
+            Some(k) if !k.is_empty() => Some(k),
+            _ => get(intern!(py, "SCRIPT_NAME"))?.filter(|k| !k.is_empty()),
+        };
+        if let Some(k) = key {
+            let k = k.trim_end_matches('/');
+            if let Some(m) = apps.iter().find(|m| m.mountpoint == k) {
+                return Ok(Some(&m.app));
+            }
+        }
+        Ok(apps
+            .iter()
+            .find(|m| m.mountpoint.is_empty())
+            .map(|m| &m.app))
     }
 
     fn app_error(&self, py: Python<'_>, sr: &Bound<'_, StartResponse>, e: &PyErr) {
@@ -424,33 +505,29 @@ fn http_environ(
     env.set_item(intern!(py, "SERVER_PROTOCOL"), proto)?;
     let mut host: Option<&[u8]> = None;
     let mut joined: Vec<u8> = Vec::new();
-    for name in head.headers.keys() {
-        let mut values = head.headers.get_all(name).iter();
-        let first = values.next().map(|v| v.as_bytes()).unwrap_or(b"");
-        let value: &[u8] = match values.next() {
-            None => first,
-            Some(second) => {
-                let sep: &[u8] = if name == http::header::COOKIE {
-                    b"; "
-                } else {
-                    b", "
-                };
-                joined.clear();
-                joined.extend_from_slice(first);
+    // HeaderMap iterates every value, the values of one name next to each other.
+    let mut it = head.headers.iter().peekable();
+    while let Some((name, first)) = it.next() {
+        let value: &[u8] = if it.peek().is_some_and(|(n, _)| *n == name) {
+            let sep: &[u8] = if name == http::header::COOKIE {
+                b"; "
+            } else {
+                b", "
+            };
+            joined.clear();
+            joined.extend_from_slice(first.as_bytes());
+            while let Some((_, v)) = it.next_if(|(n, _)| *n == name) {
                 joined.extend_from_slice(sep);
-                joined.extend_from_slice(second.as_bytes());
-                for v in values {
-                    joined.extend_from_slice(sep);
-                    joined.extend_from_slice(v.as_bytes());
-                }
-                &joined
+                joined.extend_from_slice(v.as_bytes());
             }
+            &joined
+        } else {
+            first.as_bytes()
         };
-        let key = header_key(py, name)?;
         if name == http::header::HOST {
-            host = Some(head.headers.get(name).map(|v| v.as_bytes()).unwrap_or(b""));
+            host = Some(first.as_bytes());
         }
-        env.set_item(key, latin1(py, value)?)?;
+        env.set_item(header_key(py, name)?, latin1(py, value)?)?;
     }
     let server_name: Bound<'_, PyString> = match host {
         Some(h) if !h.is_empty() => latin1(py, strip_port(h))?,
@@ -586,6 +663,8 @@ fn uwsgi_environ(
             b"UWSGI_SCHEME" => scheme = Some(v),
             b"HTTP_X_FORWARDED_PROTO" => xfp = Some(v),
             b"HTTP_X_FORWARDED_SSL" => xssl = Some(v),
+            // The server's own keys cannot be set by the peer.
+            k if k.starts_with(b"wsgi.") || k.starts_with(b"uwsgi.") => continue,
             _ => {}
         }
         env.set_item(latin1(py, k)?, latin1(py, v)?)?;

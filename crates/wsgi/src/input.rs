@@ -16,8 +16,22 @@ pub struct Input {
 }
 
 struct InputState {
-    buf: BytesMut,
+    /// Unread bytes: the pre-read body as received (no copy) until more chunks are appended.
+    buf: Bytes,
     rx: Option<mpsc::Receiver<BodyChunk>>,
+}
+
+impl InputState {
+    fn append(&mut self, b: Bytes) {
+        if self.buf.is_empty() {
+            self.buf = b;
+        } else {
+            let mut m = BytesMut::with_capacity(self.buf.len() + b.len());
+            m.extend_from_slice(&self.buf);
+            m.extend_from_slice(&b);
+            self.buf = m.freeze();
+        }
+    }
 }
 
 fn lock(m: &Mutex<InputState>) -> std::sync::MutexGuard<'_, InputState> {
@@ -28,7 +42,7 @@ impl Input {
     pub fn new(body: RequestBody) -> Input {
         Input {
             st: Mutex::new(InputState {
-                buf: BytesMut::from(&body.initial[..]),
+                buf: body.initial,
                 rx: body.rest,
             }),
         }
@@ -48,7 +62,7 @@ impl Input {
         match got {
             Some(Ok(b)) => {
                 let mut st = lock(&self.st);
-                st.buf.extend_from_slice(&b);
+                st.append(b);
                 st.rx = Some(rx);
                 Ok(true)
             }

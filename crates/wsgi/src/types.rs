@@ -53,7 +53,7 @@ pub struct ConnInfo {
     /// The port we accepted on (80 for unix sockets, as uWSGI).
     pub server_port: u16,
     /// The local address, as text (SERVER_NAME fallback when there is no Host header).
-    pub local_ip: String,
+    pub local_ip: std::sync::Arc<str>,
     /// The peer is a trusted proxy: its forwarding headers may set `wsgi.url_scheme`.
     pub trusted: bool,
     /// The listener is TLS-terminated (never today; kept for `https-socket`).

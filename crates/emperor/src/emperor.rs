@@ -1,0 +1,1241 @@
+//! The event loop: reconciles the vassal files on disk with the running vassals.
+//!
+//! One task (this loop, on the main thread of a current-thread runtime) owns every vassal
+//! entry; each running vassal process has a small task of its own (`watch_child`) that owns
+//! the `Child` and the emperor end of its pipe, forwards the bytes and the exit to this loop,
+//! and executes the byte/kill controls it receives. Spawning happens on the main thread only,
+//! which matters: `PR_SET_PDEATHSIG` fires when the *thread* that forked exits.
+
+use crate::monitor::{Fingerprint, Found, Monitor, Owner, ScanOptions};
+use crate::spawn::{Credentials, Launcher};
+use crate::state::{Action, AfterStop, Event, Policy, Vassal, VassalState};
+use crate::stats::{BlacklistEntry, StatsDoc, VassalStats};
+use liege_config::{BindAddr, Settings};
+use liege_protocol::emperor as proto;
+use notify::Watcher;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+/// Events are coalesced for this long before a rescan (bounded: later events do not push the
+/// rescan back), so that a burst of writes is read once, complete.
+const DEBOUNCE: Duration = Duration::from_millis(15);
+/// A file must stay missing this long before its vassal is stopped, so that editors that
+/// rename the old file away before writing the new one do not cause a stop/start.
+const MISSING_GRACE: Duration = Duration::from_millis(100);
+/// The longest systemd waits for READY=1 (at start or after RELOADING=1).
+const READY_CAP: Duration = Duration::from_secs(60);
+
+/// Controls sent to a vassal's process task.
+#[derive(Debug)]
+enum Ctl {
+    Byte(u8),
+    Kill,
+}
+
+/// What a process task reports.
+#[derive(Debug)]
+enum ChildKind {
+    Byte(u8),
+    PipeClosed,
+    Exited(String),
+}
+
+#[derive(Debug)]
+struct ChildMsg {
+    key: PathBuf,
+    instance: u64,
+    kind: ChildKind,
+}
+
+/// One vassal file and what we know about it.
+struct Entry {
+    monitor: usize,
+    life: Vassal,
+    instance: u64,
+    ctl: Option<mpsc::UnboundedSender<Ctl>>,
+    fp: Option<Fingerprint>,
+    owner: Option<Owner>,
+    mtime_secs: i64,
+    disk_hash: Option<u64>,
+    force_hash: Option<u64>,
+    /// Tyrant identity to run as (set when the file is accepted).
+    creds: Option<Credentials>,
+    /// Why the file on disk cannot be used now (validation error), if it cannot.
+    config_error: Option<String>,
+    /// Why tyrant mode refuses the file, if it does.
+    refusal: Option<String>,
+    missing_since: Option<Instant>,
+    first_attempt: Option<Instant>,
+    last_attempt: Option<Instant>,
+    /// Reload bytes sent, and when the last one was (for latency measurements).
+    reloads: u64,
+    last_reload: Option<SystemTime>,
+}
+
+impl Entry {
+    fn new(monitor: usize) -> Self {
+        Entry {
+            monitor,
+            life: Vassal::new(),
+            instance: 0,
+            ctl: None,
+            fp: None,
+            owner: None,
+            mtime_secs: 0,
+            disk_hash: None,
+            force_hash: None,
+            creds: None,
+            config_error: None,
+            refusal: None,
+            missing_since: None,
+            first_attempt: None,
+            last_attempt: None,
+            reloads: 0,
+            last_reload: None,
+        }
+    }
+    fn blocked(&self) -> Option<&String> {
+        self.refusal.as_ref().or(self.config_error.as_ref())
+    }
+}
+
+/// systemd notification bookkeeping.
+struct Systemd {
+    notifier: crate::systemd::Notifier,
+    ready_sent: bool,
+    reloading: bool,
+    /// READY=1 is sent by then even if some vassal is still starting/reloading, so that one
+    /// hung app cannot make systemd time out the whole emperor.
+    ready_by: Instant,
+    last_status: String,
+}
+
+pub struct Emperor {
+    settings_minified: bool,
+    stats_http: bool,
+    stats_addr: Option<BindAddr>,
+    monitors: Vec<Monitor>,
+    opts: ScanOptions,
+    policy: Policy,
+    launcher: Launcher,
+    tyrant: bool,
+    tyrant_nofollow: bool,
+    freq: Duration,
+    validate_env: Vec<(String, String)>,
+    vassals: BTreeMap<PathBuf, Entry>,
+    next_instance: u64,
+    child_tx: mpsc::UnboundedSender<ChildMsg>,
+    child_rx: mpsc::UnboundedReceiver<ChildMsg>,
+    wake: Arc<tokio::sync::Notify>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: BTreeMap<PathBuf, (u64, u64)>,
+    /// Directories we failed to watch (warned about once).
+    watch_failed: BTreeSet<PathBuf>,
+    rescan_at: Option<Instant>,
+    next_full_scan: Instant,
+    first_scan_done: bool,
+    shutdown: Option<bool>,
+    sd: Systemd,
+    start_inst: Instant,
+    start_sys: SystemTime,
+    cwd: PathBuf,
+}
+
+/// FNV-1a, 64 bits: a stable content hash for "config in force vs on disk".
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn describe(st: std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match st {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (_, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// Tyrant mode's rules, each refusal naming the rule and the fix.
+pub fn tyrant_check(path: &Path, owner: &Owner, nofollow: bool) -> Result<(), String> {
+    let p = path.display();
+    if nofollow && owner.symlink {
+        return Err(format!(
+            "refused by emperor-tyrant-nofollow: {p} is a symlink; fix: replace the link by a regular file owned by the app's user"
+        ));
+    }
+    if owner.uid == 0 || owner.gid == 0 {
+        return Err(format!(
+            "refused by emperor-tyrant: {p} is owned by uid {} gid {} and tyrant vassals may not run as root; fix: chown USER:GROUP {p} (the user the app should run as)",
+            owner.uid, owner.gid
+        ));
+    }
+    if owner.mode & 0o022 != 0 {
+        return Err(format!(
+            "refused by emperor-tyrant: {p} has mode {:04o} (group- or world-writable, so others could choose what runs as its owner); fix: chmod go-w {p}",
+            owner.mode
+        ));
+    }
+    Ok(())
+}
+
+impl Emperor {
+    pub fn new(settings: &Settings) -> Result<Emperor, String> {
+        let cfg = settings
+            .emperor
+            .as_ref()
+            .ok_or("no emperor configuration")?;
+        if cfg.monitors.is_empty() {
+            return Err("no vassal directory or glob given (emperor = DIR)".into());
+        }
+        let cwd = std::env::current_dir().map_err(|e| format!("cannot read the cwd: {e}"))?;
+        let monitors = cfg
+            .monitors
+            .iter()
+            .map(|m| Monitor::resolve(m, &cwd))
+            .collect();
+        let launcher = Launcher::new(cfg, &cwd, std::env::vars_os());
+        let validate_env = launcher
+            .env
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((k.clone().into_string().ok()?, v.clone().into_string().ok()?))
+            })
+            .collect();
+        let (child_tx, child_rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        Ok(Emperor {
+            settings_minified: settings.master.stats_minified,
+            stats_http: cfg.stats_http || settings.master.stats_http,
+            stats_addr: cfg.stats.clone(),
+            monitors,
+            opts: ScanOptions {
+                nofollow: cfg.nofollow,
+                tyrant_nofollow: cfg.tyrant_nofollow,
+                extra_extensions: cfg.extra_extensions.clone(),
+            },
+            policy: Policy {
+                throttle: cfg.throttle,
+                max_throttle: cfg.max_throttle.max(cfg.throttle),
+                curse_tolerance: cfg.curse_tolerance,
+                required_heartbeat: cfg.required_heartbeat,
+                ..Policy::default()
+            },
+            launcher,
+            tyrant: cfg.tyrant,
+            tyrant_nofollow: cfg.tyrant_nofollow,
+            freq: cfg.freq.max(Duration::from_millis(100)),
+            validate_env,
+            vassals: BTreeMap::new(),
+            next_instance: 1,
+            child_tx,
+            child_rx,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            watcher: None,
+            watched: BTreeMap::new(),
+            watch_failed: BTreeSet::new(),
+            rescan_at: Some(now),
+            next_full_scan: now,
+            first_scan_done: false,
+            shutdown: None,
+            sd: Systemd {
+                notifier: crate::systemd::Notifier::from_env(),
+                ready_sent: false,
+                reloading: false,
+                ready_by: now + READY_CAP,
+                last_status: String::new(),
+            },
+            start_inst: now,
+            start_sys: SystemTime::now(),
+            cwd,
+        })
+    }
+
+    fn epoch(&self, t: Option<Instant>) -> i64 {
+        match t {
+            None => 0,
+            Some(t) => {
+                let st = if t >= self.start_inst {
+                    self.start_sys + (t - self.start_inst)
+                } else {
+                    self.start_sys - (self.start_inst - t)
+                };
+                st.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0)
+            }
+        }
+    }
+
+    // ---- the loop -------------------------------------------------------------------------
+
+    pub async fn run(mut self) -> i32 {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+
+        let wake = self.wake.clone();
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            match res {
+                // Reads (ours, the vassals') change nothing.
+                Ok(ev)
+                    if matches!(
+                        ev.kind,
+                        notify::EventKind::Access(
+                            notify::event::AccessKind::Open(_)
+                                | notify::event::AccessKind::Read
+                                | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                                | notify::event::AccessKind::Close(
+                                    notify::event::AccessMode::Execute
+                                )
+                        )
+                    ) =>
+                {
+                    return
+                }
+                Ok(ev) => tracing::trace!(?ev, "fs event"),
+                Err(e) => {
+                    tracing::warn!("file watcher error (the periodic rescan still runs): {e}")
+                }
+            }
+            wake.notify_one();
+        }) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => tracing::warn!(
+                "cannot start the inotify watcher ({e}); falling back to a rescan every {:?}",
+                self.freq
+            ),
+        }
+
+        let (stats_tx, mut stats_rx) = mpsc::channel::<oneshot::Sender<StatsDoc>>(16);
+        if let Some(addr) = self.stats_addr.clone() {
+            match bind_stats(&addr).await {
+                Ok(l) => {
+                    tracing::info!("emperor stats on {}", display_addr(&addr));
+                    tokio::spawn(serve_stats(
+                        l,
+                        stats_tx,
+                        self.settings_minified,
+                        self.stats_http,
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!("cannot bind emperor-stats {}: {e}", display_addr(&addr));
+                    return 1;
+                }
+            }
+        }
+
+        let mut watchdog = sd_notify::watchdog_enabled()
+            .filter(|_| self.sd.notifier.enabled())
+            .map(|d| {
+                let mut iv = tokio::time::interval((d / 2).max(Duration::from_millis(10)));
+                iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                iv
+            });
+
+        tracing::info!(
+            monitors = ?self.monitors.iter().map(|m| m.pattern().to_string()).collect::<Vec<_>>(),
+            "emperor started"
+        );
+
+        loop {
+            let now = Instant::now();
+            let full = now >= self.next_full_scan;
+            if full || self.rescan_at.is_some_and(|t| now >= t) {
+                self.rescan_at = None;
+                if full {
+                    self.next_full_scan = now + self.freq;
+                }
+                self.reconcile(now);
+                self.first_scan_done = true;
+            }
+            self.tick(now);
+            self.sd_update();
+            if self.shutdown.is_some() && self.vassals.is_empty() {
+                break;
+            }
+            let deadline = self.deadline(now);
+            tokio::select! {
+                _ = self.wake.notified() => {
+                    let t = Instant::now() + DEBOUNCE;
+                    self.rescan_at = Some(self.rescan_at.map_or(t, |r| r.min(t)));
+                }
+                Some(msg) = self.child_rx.recv() => {
+                    self.on_child(msg);
+                    // Drain what else is queued before the housekeeping above.
+                    while let Ok(m) = self.child_rx.try_recv() {
+                        self.on_child(m);
+                    }
+                }
+                Some(reply) = stats_rx.recv() => {
+                    let _ = reply.send(self.stats_doc());
+                }
+                _ = hup.recv() => self.reload_all(),
+                _ = term.recv() => self.begin_shutdown(true),
+                _ = int.recv() => self.begin_shutdown(false),
+                _ = quit.recv() => self.begin_shutdown(false),
+                _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
+                    self.sd.notifier.send("WATCHDOG=1\n".into(), true);
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+        tracing::info!("all vassals stopped: the emperor exits");
+        0
+    }
+
+    fn deadline(&self, now: Instant) -> Instant {
+        let mut d = self.next_full_scan;
+        if self.sd.notifier.enabled() && (!self.sd.ready_sent || self.sd.reloading) {
+            d = d.min(self.sd.ready_by.max(now));
+        }
+        if self.sd.notifier.has_pending() {
+            d = d.min(now + Duration::from_millis(20));
+        }
+        if let Some(r) = self.rescan_at {
+            d = d.min(r);
+        }
+        for e in self.vassals.values() {
+            if let Some(t) = e.life.next_deadline(&self.policy) {
+                d = d.min(t);
+            }
+        }
+        d.max(now)
+    }
+
+    // ---- reconciliation --------------------------------------------------------------------
+
+    fn update_watches(&mut self) {
+        let mut want = BTreeSet::new();
+        for m in &self.monitors {
+            m.watch_dirs(&mut want);
+        }
+        // Symlinked vassals: also watch where the link points (its target may change there).
+        if !self.opts.nofollow {
+            for p in self.vassals.keys() {
+                if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+                    if let Some(parent) = std::fs::canonicalize(p)
+                        .ok()
+                        .and_then(|c| c.parent().map(Path::to_path_buf))
+                    {
+                        want.insert(parent);
+                    }
+                }
+            }
+        }
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let ident = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(p, id)| !want.contains(*p) || ident(p) != Some(**id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            let _ = w.unwatch(&p);
+            self.watched.remove(&p);
+            tracing::debug!(dir = %p.display(), "unwatched");
+        }
+        for p in want {
+            if self.watched.contains_key(&p) {
+                continue;
+            }
+            let Some(id) = ident(&p) else { continue };
+            match w.watch(&p, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(dir = %p.display(), "watching");
+                    self.watched.insert(p, id);
+                }
+                Err(e) => {
+                    if self.watch_failed.insert(p.clone()) {
+                        tracing::warn!(
+                            dir = %p.display(),
+                            "cannot watch ({e}); changes there are seen by the periodic rescan only"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn reconcile(&mut self, now: Instant) {
+        // Watches first: a file created in a new directory after its watch is added raises an
+        // event; one created before is seen by the scan below.
+        self.update_watches();
+        let mut found: BTreeMap<PathBuf, Found> = BTreeMap::new();
+        for (i, m) in self.monitors.iter().enumerate() {
+            m.scan(i, &self.opts, &mut found);
+        }
+        // Gone files.
+        let gone: Vec<PathBuf> = self
+            .vassals
+            .keys()
+            .filter(|p| !found.contains_key(*p))
+            .cloned()
+            .collect();
+        for p in gone {
+            let e = self.vassals.get_mut(&p).expect("present");
+            let since = *e.missing_since.get_or_insert(now);
+            if now < since + MISSING_GRACE {
+                // Look again when the grace period is over.
+                let t = since + MISSING_GRACE;
+                self.rescan_at = Some(self.rescan_at.map_or(t, |r| r.min(t)));
+                continue;
+            }
+            if matches!(
+                e.life.state,
+                VassalState::Stopping {
+                    then: AfterStop::Remove | AfterStop::Exit,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            tracing::info!(vassal = %p.display(), "vassal file removed: stopping the vassal gracefully");
+            self.feed(
+                &p,
+                Event::Stop {
+                    then: AfterStop::Remove,
+                    graceful: true,
+                },
+                now,
+            );
+        }
+        if self.shutdown.is_some() {
+            return;
+        }
+        for (p, f) in found {
+            match self.vassals.get_mut(&p) {
+                None => {
+                    self.vassals.insert(p.clone(), Entry::new(f.monitor));
+                    tracing::info!(vassal = %p.display(), monitor = %self.monitors[f.monitor].spec, "new vassal file");
+                    self.examine(&p, &f, now);
+                }
+                Some(e) => {
+                    e.missing_since = None;
+                    let owner_changed = self.tyrant && e.owner != Some(f.owner);
+                    if e.fp != Some(f.fp) || owner_changed {
+                        self.examine(&p, &f, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new or changed file: read, check (tyrant rules, then the same parse as
+    /// `liege --check`), then start, reload, restart or keep the running config.
+    fn examine(&mut self, path: &Path, f: &Found, now: Instant) {
+        let content = match std::fs::read(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(vassal = %path.display(), "cannot read ({e}); will retry");
+                return;
+            }
+        };
+        let validation = self.validate(path);
+        let tyrant = self.tyrant;
+        let tyrant_nofollow = self.tyrant_nofollow;
+        let e = self.vassals.get_mut(path).expect("entry");
+        let first = e.fp.is_none();
+        let old_owner = e.owner;
+        e.fp = Some(f.fp);
+        e.owner = Some(f.owner);
+        e.mtime_secs = f.mtime_secs;
+        let hash = fnv1a(&content);
+        e.disk_hash = Some(hash);
+        let running =
+            e.life.state.has_process() && !matches!(e.life.state, VassalState::Stopping { .. });
+
+        if tyrant {
+            if let Err(rule) = tyrant_check(path, &f.owner, tyrant_nofollow) {
+                if e.refusal.as_ref() != Some(&rule) {
+                    tracing::error!(vassal = %path.display(), "{rule}");
+                }
+                e.refusal = Some(rule.clone());
+                if running {
+                    self.feed(
+                        path,
+                        Event::Stop {
+                            then: AfterStop::Park(rule),
+                            graceful: true,
+                        },
+                        now,
+                    );
+                } else {
+                    self.feed(path, Event::Invalid { reason: rule }, now);
+                }
+                return;
+            }
+            if let Some(old) = e.refusal.take() {
+                tracing::info!(vassal = %path.display(), "tyrant mode accepts the file now");
+                if e.life.last_error.as_ref() == Some(&old) {
+                    e.life.last_error = None;
+                }
+            }
+        }
+        match validation {
+            Err(msg) => {
+                let msg = format!("invalid configuration: {msg}");
+                if e.config_error.as_ref() != Some(&msg) {
+                    if running {
+                        tracing::error!(vassal = %path.display(), "the vassal keeps running its last good configuration; {msg}");
+                    } else {
+                        tracing::error!(vassal = %path.display(), "not started; {msg}");
+                    }
+                }
+                e.config_error = Some(msg.clone());
+                self.feed(path, Event::Invalid { reason: msg }, now);
+                return;
+            }
+            Ok(()) => {
+                if let Some(old) = e.config_error.take() {
+                    tracing::info!(vassal = %path.display(), "configuration valid again");
+                    if e.life.last_error.as_ref() == Some(&old) {
+                        e.life.last_error = None;
+                    }
+                }
+            }
+        }
+        let creds = tyrant.then(|| Credentials::for_owner(f.owner.uid, f.owner.gid));
+        let owner_changed = tyrant
+            && !first
+            && old_owner.map(|o| (o.uid, o.gid)) != Some((f.owner.uid, f.owner.gid));
+        e.creds = creds;
+        if running && owner_changed {
+            tracing::info!(vassal = %path.display(), uid = f.owner.uid, gid = f.owner.gid, "file owner changed: restarting the vassal as the new owner");
+            self.feed(
+                path,
+                Event::Stop {
+                    then: AfterStop::Restart,
+                    graceful: true,
+                },
+                now,
+            );
+        } else if matches!(e.life.state, VassalState::Starting { .. }) {
+            // Not up yet (maybe failing to start): start it afresh with the new file rather
+            // than asking a process that may never read the pipe to reload.
+            tracing::info!(vassal = %path.display(), "vassal file changed while starting: restarting");
+            self.feed(
+                path,
+                Event::Stop {
+                    then: AfterStop::Restart,
+                    graceful: false,
+                },
+                now,
+            );
+        } else {
+            if running {
+                tracing::info!(vassal = %path.display(), "vassal file changed: reloading gracefully");
+            }
+            // Running: byte 1. Stopping: start again once it has exited. Otherwise: start now.
+            self.feed(path, Event::Reload, now);
+        }
+    }
+
+    /// Parse the file exactly as the vassal will (same arguments, its directory as the
+    /// working directory), with the code behind `liege --check`.
+    fn validate(&self, path: &Path) -> Result<(), String> {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let name = path.file_name().map(OsString::from).unwrap_or_default();
+        let args = self.launcher.args(path, &name);
+        match liege_config::parse_in(&args, &self.validate_env, dir) {
+            Ok(_) => Ok(()),
+            Err(errs) => Err(errs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")),
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let due: Vec<PathBuf> = self
+            .vassals
+            .iter()
+            .filter(|(_, e)| e.life.next_deadline(&self.policy).is_some_and(|t| t <= now))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            let e = &self.vassals[&p];
+            if let (VassalState::Throttled { .. }, Some(reason)) = (&e.life.state, e.blocked()) {
+                // Do not restart from a file known to be broken: wait for it to change.
+                let reason = reason.clone();
+                self.feed(&p, Event::Invalid { reason }, now);
+                continue;
+            }
+            self.feed(&p, Event::Tick, now);
+        }
+    }
+
+    fn reload_all(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        tracing::info!("SIGHUP: reloading every vassal gracefully");
+        if self.sd.notifier.enabled() {
+            let mut msg = String::from("RELOADING=1\n");
+            if let Ok(m) = sd_notify::NotifyState::monotonic_usec_now() {
+                msg.push_str(&format!("{m}\n"));
+            }
+            self.sd.notifier.send(msg, false);
+            self.sd.reloading = true;
+            self.sd.ready_by = Instant::now() + READY_CAP;
+        }
+        let now = Instant::now();
+        let keys: Vec<PathBuf> = self.vassals.keys().cloned().collect();
+        for p in keys {
+            let e = &self.vassals[&p];
+            if let Some(why) = e.blocked() {
+                tracing::warn!(vassal = %p.display(), "not reloaded: {why}");
+                continue;
+            }
+            if matches!(e.life.state, VassalState::Stopping { .. }) {
+                continue;
+            }
+            self.feed(&p, Event::Reload, now);
+        }
+    }
+
+    fn begin_shutdown(&mut self, graceful: bool) {
+        match self.shutdown {
+            Some(false) => return,
+            Some(true) if graceful => return,
+            _ => {}
+        }
+        self.shutdown = Some(graceful);
+        tracing::info!(
+            "{}: stopping {} vassals {}",
+            if graceful {
+                "SIGTERM"
+            } else {
+                "SIGINT/SIGQUIT"
+            },
+            self.vassals.len(),
+            if graceful { "gracefully" } else { "now" }
+        );
+        if self.sd.notifier.enabled() {
+            self.sd.notifier.send("STOPPING=1\n".into(), false);
+        }
+        let now = Instant::now();
+        let keys: Vec<PathBuf> = self.vassals.keys().cloned().collect();
+        for p in keys {
+            self.feed(
+                &p,
+                Event::Stop {
+                    then: AfterStop::Exit,
+                    graceful,
+                },
+                now,
+            );
+        }
+    }
+
+    // ---- transitions and actions -----------------------------------------------------------
+
+    /// Feed one event to a vassal's state machine and perform the resulting actions.
+    fn feed(&mut self, path: &Path, ev: Event, now: Instant) {
+        let Some(e) = self.vassals.get_mut(path) else {
+            return;
+        };
+        let before = e.life.state.name();
+        let actions = e
+            .life
+            .transition(ev, now, &self.policy, rand::random::<f64>());
+        let after = e.life.state.name();
+        if before != after && !actions.contains(&Action::Remove) {
+            match &e.life.state {
+                VassalState::Throttled { until } => tracing::warn!(
+                    vassal = %path.display(),
+                    "{}; restarting in {:.1}s (attempt {})",
+                    e.life.last_error.as_deref().unwrap_or("stopped"),
+                    until.saturating_duration_since(now).as_secs_f64(),
+                    e.life.attempts
+                ),
+                VassalState::Failed { reason } if before != "failed" => {
+                    tracing::warn!(vassal = %path.display(), "not running: {reason}")
+                }
+                _ => tracing::debug!(vassal = %path.display(), "{before} -> {after}"),
+            }
+            if after == "ready" {
+                tracing::info!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "vassal ready");
+            }
+        }
+        for a in actions {
+            self.act(path, a, now);
+        }
+    }
+
+    fn act(&mut self, path: &Path, a: Action, now: Instant) {
+        match a {
+            Action::Spawn => self.spawn(path, now),
+            Action::Send(b) => {
+                let Some(e) = self.vassals.get_mut(path) else {
+                    return;
+                };
+                if b == proto::TO_VASSAL_RELOAD {
+                    e.force_hash = e.disk_hash;
+                    e.reloads += 1;
+                    e.last_reload = Some(SystemTime::now());
+                }
+                if let Some(ctl) = &e.ctl {
+                    let _ = ctl.send(Ctl::Byte(b));
+                }
+            }
+            Action::Kill => {
+                if let Some(e) = self.vassals.get(path) {
+                    tracing::warn!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "SIGKILL");
+                    if let Some(ctl) = &e.ctl {
+                        let _ = ctl.send(Ctl::Kill);
+                    }
+                }
+            }
+            Action::Remove => {
+                if self.vassals.remove(path).is_some() {
+                    tracing::info!(vassal = %path.display(), "vassal removed");
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, path: &Path, now: Instant) {
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let Some(e) = self.vassals.get_mut(path) else {
+            return;
+        };
+        e.first_attempt.get_or_insert(now);
+        e.last_attempt = Some(now);
+        match self.launcher.spawn(path, e.creds.as_ref()) {
+            Ok((child, sock)) => {
+                let pid = child.id().map(|p| p as i32).unwrap_or(-1);
+                let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+                e.ctl = Some(ctl_tx);
+                e.instance = instance;
+                e.force_hash = e.disk_hash;
+                tracing::info!(vassal = %path.display(), pid, "vassal spawned");
+                tokio::spawn(watch_child(
+                    child,
+                    sock,
+                    ctl_rx,
+                    self.child_tx.clone(),
+                    path.to_path_buf(),
+                    instance,
+                ));
+                self.feed(path, Event::Spawned { pid }, now);
+            }
+            Err(err) => {
+                tracing::error!(vassal = %path.display(), program = %self.launcher.program.display(), "cannot spawn: {err}");
+                self.feed(
+                    path,
+                    Event::SpawnFailed {
+                        error: err.to_string(),
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn on_child(&mut self, msg: ChildMsg) {
+        let now = Instant::now();
+        let Some(e) = self.vassals.get_mut(&msg.key) else {
+            return;
+        };
+        if e.instance != msg.instance {
+            return;
+        }
+        match msg.kind {
+            ChildKind::Byte(b) => {
+                tracing::debug!(vassal = %msg.key.display(), byte = b, "from vassal");
+                if b == proto::FROM_VASSAL_VOLUNTARY_SHUTDOWN {
+                    tracing::info!(vassal = %msg.key.display(), "voluntary shutdown");
+                }
+                self.feed(&msg.key, Event::Byte(b), now);
+            }
+            ChildKind::PipeClosed => {
+                tracing::debug!(vassal = %msg.key.display(), "emperor pipe closed by the vassal");
+            }
+            ChildKind::Exited(how) => {
+                e.ctl = None;
+                let expected = matches!(e.life.state, VassalState::Stopping { .. });
+                if expected {
+                    tracing::info!(vassal = %msg.key.display(), "vassal exited ({how})");
+                }
+                self.feed(&msg.key, Event::Exited { how }, now);
+            }
+        }
+    }
+
+    // ---- observability ---------------------------------------------------------------------
+
+    fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut c = BTreeMap::new();
+        for e in self.vassals.values() {
+            *c.entry(e.life.state.name()).or_insert(0) += 1;
+        }
+        c
+    }
+
+    fn sd_update(&mut self) {
+        if !self.sd.notifier.enabled() {
+            return;
+        }
+        self.sd.notifier.flush();
+        let counts = self.counts();
+        let mut status = format!("The Emperor is governing {} vassals", self.vassals.len());
+        if !counts.is_empty() {
+            status.push_str(": ");
+            status.push_str(
+                &counts
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        let waiting = self.shutdown.is_none() && (!self.sd.ready_sent || self.sd.reloading);
+        let mut settled =
+            self.first_scan_done && self.vassals.values().all(|e| e.life.state.settled());
+        if waiting && !settled && Instant::now() >= self.sd.ready_by {
+            tracing::warn!(
+                "some vassals are still starting after {}s: telling systemd we are ready anyway",
+                READY_CAP.as_secs()
+            );
+            settled = true;
+        }
+        let mut msg = String::new();
+        if settled && waiting {
+            msg.push_str("READY=1\n");
+            self.sd.ready_sent = true;
+            self.sd.reloading = false;
+        }
+        let status_changed = status != self.sd.last_status;
+        if status_changed || !msg.is_empty() {
+            msg.push_str(&format!("STATUS={status}\n"));
+            self.sd.notifier.send(msg, false);
+        }
+        if status_changed {
+            self.sd.last_status = status;
+        }
+    }
+
+    fn stats_doc(&self) -> StatsDoc {
+        let now = Instant::now();
+        let mut vassals = Vec::new();
+        let mut blacklist = Vec::new();
+        for (p, e) in &self.vassals {
+            let v = &e.life;
+            let (next_retry, next_in) = match v.state {
+                VassalState::Throttled { until } => (
+                    self.epoch(Some(until)).max(1),
+                    until.saturating_duration_since(now).as_millis() as i64,
+                ),
+                _ => (0, 0),
+            };
+            let id = p.display().to_string();
+            if let VassalState::Throttled { until } = v.state {
+                blacklist.push(BlacklistEntry {
+                    id: id.clone(),
+                    throttle_level: until
+                        .saturating_duration_since(e.last_attempt.unwrap_or(now))
+                        .as_millis() as i64,
+                    attempt: v.attempts as i64,
+                    first_attempt: self.epoch(e.first_attempt),
+                    last_attempt: self.epoch(e.last_attempt),
+                });
+            }
+            let (uid, gid) = match &e.creds {
+                Some(c) => (c.uid as i64, c.gid as i64),
+                None => (
+                    nix::unistd::geteuid().as_raw() as i64,
+                    nix::unistd::getegid().as_raw() as i64,
+                ),
+            };
+            vassals.push(VassalStats {
+                id,
+                pid: v.pid.map(i64::from).unwrap_or(0),
+                born: self.epoch(v.born),
+                last_mod: e.mtime_secs,
+                last_heartbeat: self.epoch(v.last_heartbeat),
+                loyal: v.loyal.is_some() as i64,
+                ready: (v.ready.is_some() || v.accepting.is_some()) as i64,
+                accepting: v.accepting.is_some() as i64,
+                last_loyal: self.epoch(v.loyal),
+                last_ready: self.epoch(v.ready),
+                last_accepting: self.epoch(v.accepting),
+                first_run: self.epoch(v.first_run),
+                last_run: self.epoch(v.last_run),
+                cursed: match v.state {
+                    VassalState::Stopping { since, .. } => self.epoch(Some(since)),
+                    _ => 0,
+                },
+                zerg: 0,
+                on_demand: String::new(),
+                uid,
+                gid,
+                monitor: self.monitors[e.monitor].spec.clone(),
+                respawns: v.respawns as i64,
+                state: v.state.name().to_string(),
+                last_error: e.blocked().cloned().or_else(|| match &v.state {
+                    VassalState::Failed { reason } => Some(reason.clone()),
+                    _ => v.last_error.clone(),
+                }),
+                config_hash: e
+                    .force_hash
+                    .filter(|_| v.pid.is_some())
+                    .map(|h| format!("{h:016x}")),
+                config_hash_disk: e.disk_hash.map(|h| format!("{h:016x}")),
+                next_retry,
+                next_retry_in_ms: next_in,
+                attempts: v.attempts as i64,
+                reloads: e.reloads as i64,
+                last_reload_ms: e
+                    .last_reload
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            });
+        }
+        StatsDoc {
+            version: format!("liege {}", env!("CARGO_PKG_VERSION")),
+            pid: std::process::id() as i64,
+            uid: nix::unistd::getuid().as_raw() as i64,
+            gid: nix::unistd::getgid().as_raw() as i64,
+            cwd: self.cwd.display().to_string(),
+            emperor: self.monitors.iter().map(|m| m.spec.clone()).collect(),
+            emperor_tyrant: self.tyrant as i64,
+            throttle_level: 0,
+            vassals,
+            blacklist,
+        }
+    }
+}
+
+/// The task that owns one vassal process and its pipe.
+async fn watch_child(
+    mut child: tokio::process::Child,
+    sock: std::os::unix::net::UnixStream,
+    mut ctl: mpsc::UnboundedReceiver<Ctl>,
+    tx: mpsc::UnboundedSender<ChildMsg>,
+    key: PathBuf,
+    instance: u64,
+) {
+    let send = |kind| {
+        let _ = tx.send(ChildMsg {
+            key: key.clone(),
+            instance,
+            kind,
+        });
+    };
+    let stream = sock
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(sock));
+    let (mut rd, mut wr) = match stream {
+        Ok(s) => s.into_split(),
+        Err(e) => {
+            tracing::error!(vassal = %key.display(), "emperor pipe unusable: {e}; killing the vassal");
+            let _ = child.start_kill();
+            send(ChildKind::Exited(describe(child.wait().await)));
+            return;
+        }
+    };
+    let mut buf = [0u8; 64];
+    let mut pipe_open = true;
+    let mut ctl_open = true;
+    loop {
+        tokio::select! {
+            st = child.wait() => {
+                send(ChildKind::Exited(describe(st)));
+                return;
+            }
+            r = rd.read(&mut buf), if pipe_open => match r {
+                Ok(0) | Err(_) => {
+                    pipe_open = false;
+                    send(ChildKind::PipeClosed);
+                }
+                Ok(n) => {
+                    for b in &buf[..n] {
+                        send(ChildKind::Byte(*b));
+                    }
+                }
+            },
+            c = ctl.recv(), if ctl_open => match c {
+                Some(Ctl::Byte(b)) => {
+                    let _ = wr.write_all(&[b]).await;
+                }
+                Some(Ctl::Kill) => {
+                    let _ = child.start_kill();
+                }
+                None => ctl_open = false,
+            },
+        }
+    }
+}
+
+enum StatsListener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+fn display_addr(a: &BindAddr) -> String {
+    match a {
+        BindAddr::Tcp { host, port } => format!("{host}:{port}"),
+        BindAddr::Unix(p) => p.display().to_string(),
+        BindAddr::Abstract(n) => format!("@{n}"),
+        BindAddr::Fd(n) => format!("fd://{n}"),
+    }
+}
+
+async fn bind_stats(addr: &BindAddr) -> std::io::Result<StatsListener> {
+    match addr {
+        BindAddr::Tcp { host, port } => {
+            let h = if host.is_empty() {
+                "0.0.0.0"
+            } else {
+                host.as_str()
+            };
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            Ok(StatsListener::Tcp(
+                tokio::net::TcpListener::bind((h, *port)).await?,
+            ))
+        }
+        BindAddr::Unix(p) => {
+            if std::os::unix::net::UnixStream::connect(p).is_err() {
+                let _ = std::fs::remove_file(p);
+            }
+            Ok(StatsListener::Unix(tokio::net::UnixListener::bind(p)?))
+        }
+        BindAddr::Abstract(n) => {
+            use std::os::linux::net::SocketAddrExt;
+            let sa = std::os::unix::net::SocketAddr::from_abstract_name(n.as_bytes())?;
+            let l = std::os::unix::net::UnixListener::bind_addr(&sa)?;
+            l.set_nonblocking(true)?;
+            Ok(StatsListener::Unix(tokio::net::UnixListener::from_std(l)?))
+        }
+        BindAddr::Fd(fd) => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: `fd://N` names a listening socket this process was given and owns; it
+            // is adopted once, here.
+            let l = unsafe { std::net::TcpListener::from_raw_fd(*fd) };
+            l.set_nonblocking(true)?;
+            Ok(StatsListener::Tcp(tokio::net::TcpListener::from_std(l)?))
+        }
+    }
+}
+
+async fn serve_stats(
+    l: StatsListener,
+    req: mpsc::Sender<oneshot::Sender<StatsDoc>>,
+    minified: bool,
+    http: bool,
+) {
+    async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut s: S,
+        req: mpsc::Sender<oneshot::Sender<StatsDoc>>,
+        minified: bool,
+        http: bool,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        if req.send(tx).await.is_err() {
+            return;
+        }
+        let Ok(doc) = rx.await else { return };
+        let _ = s
+            .write_all(&crate::stats::render(&doc, minified, http))
+            .await;
+        let _ = s.shutdown().await;
+        // Drain whatever the client sent (an HTTP request) so that closing does not reset
+        // the connection before it read the answer.
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            while let Ok(n) = s.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    loop {
+        match &l {
+            StatsListener::Tcp(t) => match t.accept().await {
+                Ok((s, _)) => {
+                    tokio::spawn(answer(s, req.clone(), minified, http));
+                }
+                Err(e) => {
+                    tracing::warn!("emperor stats accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            StatsListener::Unix(u) => match u.accept().await {
+                Ok((s, _)) => {
+                    tokio::spawn(answer(s, req.clone(), minified, http));
+                }
+                Err(e) => {
+                    tracing::warn!("emperor stats accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(uid: u32, gid: u32, mode: u32, symlink: bool) -> Owner {
+        Owner {
+            uid,
+            gid,
+            mode,
+            symlink,
+        }
+    }
+
+    #[test]
+    fn tyrant_rules_name_the_rule_and_the_fix() {
+        let p = Path::new("/home/a/v/app.ini");
+        assert!(tyrant_check(p, &owner(1000, 1000, 0o644, false), true).is_ok());
+        let e = tyrant_check(p, &owner(0, 1000, 0o644, false), false).unwrap_err();
+        assert!(e.contains("uid 0") && e.contains("fix: chown"), "{e}");
+        let e = tyrant_check(p, &owner(1000, 0, 0o644, false), false).unwrap_err();
+        assert!(e.contains("gid 0"), "{e}");
+        let e = tyrant_check(p, &owner(1000, 1000, 0o664, false), false).unwrap_err();
+        assert!(
+            e.contains("0664") && e.contains("fix: chmod go-w /home/a/v/app.ini"),
+            "{e}"
+        );
+        let e = tyrant_check(p, &owner(1000, 1000, 0o644, true), true).unwrap_err();
+        assert!(
+            e.contains("emperor-tyrant-nofollow") && e.contains("symlink"),
+            "{e}"
+        );
+        // Without nofollow a symlink is judged by its target's owner.
+        assert!(tyrant_check(p, &owner(1000, 1000, 0o644, true), false).is_ok());
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a(b"a"), 0xaf63dc4c8601ec8c);
+    }
+}

@@ -1,0 +1,296 @@
+//! fork+exec of our own binary. Everything the child needs (argv, envp, fd lists) is prepared
+//! before `fork`; the child branch only makes async-signal-safe calls and then execs.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+/// Our own executable, opened with `O_PATH` at start so that a package upgrade replacing the
+/// file on disk (or a chroot hiding it) cannot change what the workers run.
+#[derive(Debug)]
+pub struct SelfExe {
+    fd: OwnedFd,
+}
+
+impl SelfExe {
+    pub fn open() -> io::Result<SelfExe> {
+        let path = CString::new("/proc/self/exe").expect("no NUL");
+        // SAFETY: `path` is a valid NUL-terminated string; the returned fd is owned by us.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(SelfExe {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+}
+
+/// What a child gets besides argv/envp.
+#[derive(Debug, Default)]
+pub struct ChildFds<'a> {
+    /// Descriptors to inherit under the same number (CLOEXEC cleared in the child only).
+    pub inherit: &'a [RawFd],
+    /// If set, the child's stdout and stderr are this fd (e.g. the master's log pipe).
+    pub stdio: Option<RawFd>,
+    /// Signal the child gets when the (single-threaded) parent dies.
+    pub pdeathsig: Option<i32>,
+}
+
+fn cstring(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
+}
+
+/// fork, then exec `exe` with `argv`/`env` and the fds in `fds`. Returns the child pid.
+///
+/// The caller must be single-threaded (the master is): only the calling thread survives fork.
+pub fn spawn_self<A: AsRef<OsStr>>(
+    exe: &SelfExe,
+    argv: &[A],
+    env: &[(String, String)],
+    fds: &ChildFds<'_>,
+) -> io::Result<i32> {
+    // Everything is allocated here, before fork.
+    let argv_c: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(a.as_ref()))
+        .collect::<Result<_, _>>()?;
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
+        .collect::<Result<_, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let empty = c"";
+    let exe_fd = exe.fd.as_raw_fd();
+    let inherit: Vec<RawFd> = fds.inherit.to_vec();
+    let stdio = fds.stdio;
+    let pdeathsig = fds.pdeathsig;
+
+    // SAFETY: the parent is single-threaded (documented precondition), so the child's copy of
+    // the address space is consistent. The child branch below calls only async-signal-safe
+    // functions (fcntl, dup2, prctl, sigprocmask, signal, syscall(execveat), _exit) on data
+    // prepared before the fork, and never returns into Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above: async-signal-safe calls only, then exec or _exit.
+        unsafe {
+            for &fd in &inherit {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(out) = stdio {
+                if libc::dup2(out, 1) < 0 || libc::dup2(out, 2) < 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(sig) = pdeathsig {
+                libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            // Rust ignores SIGPIPE; ignored dispositions survive exec, so restore the default.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_execveat,
+                exe_fd,
+                empty.as_ptr(),
+                argv_p.as_ptr(),
+                env_p.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            libc::_exit(127);
+        }
+    }
+    Ok(pid)
+}
+
+/// How to run an external command (attached daemons, cron jobs).
+#[derive(Debug, Default, Clone)]
+pub struct CommandOpts {
+    /// New session (and process group), so the whole tree can be signalled with `kill(-pid)`.
+    pub setsid: bool,
+    pub pdeathsig: Option<i32>,
+    pub chdir: Option<std::path::PathBuf>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Keep our stdin instead of /dev/null.
+    pub keep_stdin: bool,
+}
+
+/// fork, then exec `/bin/sh -c command` with `env`. Returns the child pid.
+/// The caller must be single-threaded (the master is).
+pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) -> io::Result<i32> {
+    let sh = c"/bin/sh";
+    let argv_c = [
+        CString::new("sh").expect("no NUL"),
+        CString::new("-c").expect("no NUL"),
+        cstring(OsStr::new(command))?,
+    ];
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
+        .collect::<Result<_, _>>()?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let chdir = opts
+        .chdir
+        .as_ref()
+        .map(|p| cstring(p.as_os_str()))
+        .transpose()?;
+    let devnull = c"/dev/null";
+    let o = opts.clone();
+    // SAFETY: the parent is single-threaded (documented precondition). The child only calls
+    // async-signal-safe functions (setsid, open, dup2, close, prctl, chdir, setgroups, setgid,
+    // setuid, sigprocmask, signal, execve, _exit) on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            if o.setsid {
+                libc::setsid();
+            }
+            if !o.keep_stdin {
+                let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
+                if fd >= 0 {
+                    libc::dup2(fd, 0);
+                    if fd != 0 {
+                        libc::close(fd);
+                    }
+                }
+            }
+            if let Some(sig) = o.pdeathsig {
+                libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+            }
+            if let Some(dir) = &chdir {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(gid) = o.gid {
+                if libc::setgroups(0, std::ptr::null()) != 0 && libc::geteuid() == 0 {
+                    libc::_exit(126);
+                }
+                if libc::setgid(gid) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(uid) = o.uid {
+                if libc::setuid(uid) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::execve(sh.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    Ok(pid)
+}
+
+/// Signal a whole process group (a daemon or cron job started with `setsid`).
+pub fn kill_group(pgid: i32, sig: i32) {
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid signals the group; no memory involved.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+/// `waitpid(-1, WNOHANG)`: one reaped child, if any, as (pid, exit).
+pub fn reap_one() -> Option<(i32, Exit)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes the status into our local.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let exit = if libc::WIFEXITED(status) {
+        Exit::Code(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else {
+        Exit::Code(-1)
+    };
+    Some((pid, exit))
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {s}"));
+                write!(f, "killed by {name}")
+            }
+        }
+    }
+}
+
+/// Send `sig` to `pid` (errors such as ESRCH ignored: the child may be gone already).
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_shell_runs_the_command_with_env_and_chdir() {
+        let dir = std::env::temp_dir().join(format!("liege-spawn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = vec![("LIEGE_T".to_string(), "42".to_string())];
+        let opts = CommandOpts {
+            setsid: true,
+            chdir: Some(dir.clone()),
+            ..CommandOpts::default()
+        };
+        let pid = spawn_shell("echo $LIEGE_T > out; exit 3", &env, &opts).unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "42\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn exit_display() {
+        assert_eq!(Exit::Code(22).to_string(), "exit code 22");
+        assert_eq!(Exit::Signal(9).to_string(), "killed by SIGKILL");
+    }
+}
