@@ -1163,3 +1163,27 @@ mod never_panics {
         }
     }
 }
+
+/// The defaults shown by `--help` and the docs are the typed defaults: setting an option to
+/// its documented default changes nothing.
+#[test]
+fn documented_defaults_are_the_typed_defaults() {
+    let base = ini_settings("[uwsgi]\n");
+    for def in registry::OPTIONS {
+        // `None` stands for these defaults in the typed structs.
+        if def.default.is_empty()
+            || def.group == registry::Group::Commands
+            || ["callable", "cheaper-algo", "strict"].contains(&def.name)
+        {
+            continue;
+        }
+        let mut s = ini_settings(&format!("[uwsgi]\n{} = {}\n", def.name, def.default));
+        s.files = base.files.clone();
+        let mut expected = base.clone();
+        if def.group == registry::Group::Emperor {
+            // Any emperor option makes this an emperor (with the default settings).
+            expected.emperor = Some(EmperorConfig::default());
+        }
+        assert_eq!(s, expected, "{} = {}", def.name, def.default);
+    }
+}
