@@ -1,4 +1,5 @@
-//! SIGTERM to a worker: stop accepting, finish the request in flight, exit 0.
+//! SIGTERM (and SIGHUP) to a worker: stop accepting, finish the request in flight, exit 0;
+//! SIGUSR1/SIGUSR2 do not kill it.
 
 use liege_config::WorkerConfig;
 use liege_testkit::worker::{spawn_worker, Listen};
@@ -56,4 +57,29 @@ fn sigterm_finishes_in_flight_request_then_exits_0() {
     assert_eq!(st.code(), Some(0), "output:\n{}", w.proc.output());
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert!(w.proc.output().contains("graceful stop (SIGTERM)"));
+}
+
+#[test]
+fn sigusr_signals_are_survived_and_sighup_is_graceful() {
+    let sb = Sandbox::new();
+    let mut c = WorkerConfig::default();
+    c.app.wsgi_file = Some(repo_root().join("tests/apps/hello.py"));
+    let mut w = spawn_worker(
+        &sb,
+        env!("CARGO_BIN_EXE_liege"),
+        &[Listen::HttpTcp],
+        &serde_json::to_string(&c).unwrap(),
+        &[],
+    );
+    w.wait_ready();
+    w.proc.signal(Signal::SIGUSR1);
+    w.proc.signal(Signal::SIGUSR2);
+    w.proc
+        .wait_output(Duration::from_secs(5), "SIGUSR2 ignored");
+    let r = liege_testkit::http_get(w.addr(0).tcp(), "/").expect("still serving");
+    assert_eq!(r.text(), "Hello World");
+    w.proc.signal(Signal::SIGHUP);
+    let st = w.proc.wait_timeout(Duration::from_secs(10)).expect("exit");
+    assert_eq!(st.code(), Some(0));
+    assert!(w.proc.output().contains("graceful stop (SIGHUP)"));
 }

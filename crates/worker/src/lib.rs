@@ -33,7 +33,6 @@ use ctx::Ctx;
 use liege_config::{InheritedListener, Protocol, WorkerBoot};
 use liege_protocol::control::{FromWorker, ToWorker};
 use liege_wsgi::types::ConnInfo;
-use pyo3::prelude::*;
 use queue::JobQueue;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,7 +113,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         return 1;
     }
 
-    let loaded = Python::attach(|py| liege_wsgi::app::load(py, &cfg.app));
+    let loaded = liege_wsgi::load_apps(&cfg.app);
     let app = match loaded {
         Ok(app) => {
             tracing::info!(
@@ -155,7 +154,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         file_wrapper: !cfg.disable_file_wrapper,
         manage_script_name: cfg.app.manage_script_name,
     };
-    let handler = match Python::attach(|py| liege_wsgi::Handler::new(py, app, &env_opts)) {
+    let handler = match liege_wsgi::Handler::build(app, &env_opts) {
         Ok(h) => Arc::new(h),
         Err(e) => {
             tracing::error!("cannot set up the WSGI handler: {e}");
@@ -244,13 +243,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         let _ = t.join();
     }
     let code = io.join().unwrap_or(1);
-    Python::attach(|py| {
-        if let Ok(atexit) = py.import("atexit") {
-            if let Err(e) = atexit.call_method0("_run_exitfuncs") {
-                tracing::warn!("atexit: {e}");
-            }
-        }
-    });
+    liege_wsgi::run_atexit();
     if let Some(c) = &control {
         c.send(&FromWorker::Stats(ctx.snapshot()));
     }
@@ -282,30 +275,9 @@ fn orphan_guard(master_pid: i32) -> Result<(), i32> {
     Ok(())
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1)
-}
-
-/// One Python thread: attach once, then wait for requests with the GIL released.
-/// `busy` holds the start of the current request (unix ms), 0 when idle.
+/// One Python thread (the main thread is core 0).
 fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32, busy: &AtomicU64) {
-    Python::attach(|py| loop {
-        let job = match queue.try_pop() {
-            Some(j) => Some(j),
-            None => py.detach(|| queue.pop()),
-        };
-        match job {
-            Some(req) => {
-                busy.store(unix_ms(), Ordering::Relaxed);
-                handler.handle(py, core, req);
-                busy.store(0, Ordering::Relaxed);
-            }
-            None => break,
-        }
-    });
+    handler.serve(core, busy, queue);
 }
 
 fn io_thread(
@@ -367,12 +339,15 @@ async fn io_main(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let builder = Arc::new(http::builder(&ctx));
 
-    let (mut sigterm, mut sigint, mut sigquit) = match (
+    let (mut sigterm, mut sigint, mut sigquit, mut sighup, mut sigusr1, mut sigusr2) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::quit()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
         _ => {
             tracing::error!("cannot install signal handlers");
             return 1;
@@ -429,6 +404,17 @@ async fn io_main(
             _ = sigterm.recv() => Event::Graceful("SIGTERM"),
             _ = sigint.recv() => Event::Immediate("SIGINT"),
             _ = sigquit.recv() => Event::Immediate("SIGQUIT"),
+            // uWSGI workers finish their request and exit on SIGHUP (a reload of that worker).
+            _ = sighup.recv() => Event::Graceful("SIGHUP"),
+            // Their default action would kill the worker; nothing to do with them here.
+            _ = sigusr1.recv() => {
+                tracing::info!("SIGUSR1 ignored by the worker (send it to the master)");
+                continue;
+            }
+            _ = sigusr2.recv() => {
+                tracing::info!("SIGUSR2 ignored by the worker");
+                continue;
+            }
             ev = async {
                 match reader.as_mut() {
                     Some(r) => r.next().await,

@@ -66,3 +66,12 @@ impl JobQueue {
         self.cv.notify_all();
     }
 }
+
+impl liege_wsgi::RequestSource for JobQueue {
+    fn try_next(&self) -> Option<Request> {
+        self.try_pop()
+    }
+    fn next(&self) -> Option<Request> {
+        self.pop()
+    }
+}
