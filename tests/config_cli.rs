@@ -250,3 +250,34 @@ fn help_and_version() {
     assert!(o.status.success());
     assert!(stdout(&o).starts_with("liege "), "{}", stdout(&o));
 }
+
+#[test]
+fn lenient_check_prints_warnings_and_succeeds() {
+    let (d, p) = temp_ini("[uwsgi]\nfoo = 1\nspooler = /s\nprocesses = 2\n");
+    let o = liege_in(d.path(), &["--check", "--lenient", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(has_line(&out, "processes = 2"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("; warning:")).count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
+fn dash_i_loads_the_ini_positionally_like_uwsgi() {
+    let (d, p) = temp_ini("[uwsgi]\nprocesses = 3\n");
+    let o = liege_in(d.path(), &["--check", "-i", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(has_line(&out, "single-interpreter = true"), "{out}");
+    assert!(has_line(&out, "processes = 3"), "{out}");
+}
+
+#[test]
+fn no_arguments_prints_help() {
+    let o = liege(&[]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("Usage: liege"), "{}", stdout(&o));
+}

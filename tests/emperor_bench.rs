@@ -119,7 +119,7 @@ fn emperor_bench() {
     let n = env_num("LIEGE_BENCH_VASSALS", 200);
     let touches = env_num("LIEGE_BENCH_TOUCHES", 50);
     let deletes = env_num("LIEGE_BENCH_DELETES", 10).min(n);
-    let kind = std::env::var("LIEGE_BENCH_VASSAL").unwrap_or_else(|_| "uwsgi".into());
+    let kind = std::env::var("LIEGE_BENCH_VASSAL").unwrap_or_else(|_| "liege".into());
     let uwsgi = uwsgi();
     let f = fleet(n);
     let dir = f.files[0].parent().unwrap().to_str().unwrap().to_string();

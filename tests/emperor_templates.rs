@@ -1,7 +1,7 @@
 //! Settings shared by every vassal: the emperor is configured from an ini file
 //! (`liege --ini emperor.ini`, as the service does), `vassals-include` adds a template after
 //! each vassal's file, and `UWSGI_VASSAL_X` in the emperor's environment becomes `UWSGI_X`
-//! in each vassal.
+//! in each vassal; the stats on a unix socket, read with `liege emperor-status PATH`.
 
 use liege_testkit::emperor::{app, hello, uwsgi, Emperor};
 use liege_testkit::{free_port, wait_for, Sandbox};
@@ -59,4 +59,41 @@ fn uwsgi_vassal_env_is_renamed() {
     wait_for(Duration::from_secs(20), "UWSGI_VASSAL_ENV applied", || {
         hello(&addr).filter(|(m, _)| m == "fromenv")
     });
+}
+
+#[test]
+fn stats_on_a_unix_socket_read_by_emperor_status() {
+    let sb = Sandbox::new();
+    let sock = sb.path().join("emperor-stats.sock");
+    let port = free_port();
+    let ini = sb.write(
+        "vassals/app.ini",
+        &liege_testkit::emperor::hello_ini(port, "u"),
+    );
+    sb.write(
+        "emperor.ini",
+        &format!(
+            "[uwsgi]\nemperor = vassals\nemperor-stats = {}\n",
+            sock.display()
+        ),
+    );
+    let mut cmd = sb.command(LIEGE);
+    cmd.args(["--ini", "emperor.ini"]);
+    let _p = sb.spawn(cmd, "emperor");
+    let addr = format!("127.0.0.1:{port}");
+    wait_for(Duration::from_secs(20), "the vassal", || hello(&addr));
+    let table = wait_for(Duration::from_secs(10), "a ready row", || {
+        let out = std::process::Command::new(LIEGE)
+            .args(["emperor-status", sock.to_str().unwrap()])
+            .output()
+            .ok()?;
+        let t = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && t.contains(ini.to_str().unwrap()) && t.contains(" ready "))
+            .then_some(t)
+    });
+    assert!(table.starts_with("emperor pid "), "{table}");
+    assert!(
+        table.contains("VASSAL") && table.contains("STATE"),
+        "{table}"
+    );
 }

@@ -5,7 +5,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(30);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn boot_loop_backs_off_and_recovers_when_fixed() {

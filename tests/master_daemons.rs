@@ -5,7 +5,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn pids(path: &std::path::Path) -> Vec<i32> {
     std::fs::read_to_string(path)
@@ -52,4 +52,41 @@ fn attached_daemon_is_respawned_and_stopped_and_cron_runs() {
     m.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(m.wait_timeout(T).unwrap().code(), Some(0));
     assert!(!pid_alive(second), "the daemon is stopped with the master");
+}
+
+#[test]
+fn smart_daemon_is_adopted_by_pidfile_and_survives_the_master() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let pidfile = sb.path().join("smart.pid");
+    sb.write(
+        "app.ini",
+        &format!(
+            "[uwsgi]\nhttp-socket = {addr}\nwsgi-file = app.py\n\
+             smart-attach-daemon = {} sleep 120 & echo $! > smart.pid\n",
+            pidfile.display()
+        ),
+    );
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--ini", "app.ini"]);
+    let mut m = sb.spawn(cmd, "liege");
+    wait_version(&addr, "v1", T);
+    let pid: i32 = wait_for(T, "the smart daemon's pidfile", || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _guard = Kill(pid);
+    m.wait_output(T, "found a live pid");
+    m.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(m.wait_timeout(T).unwrap().code(), Some(0));
+    assert!(pid_alive(pid), "smart daemons survive the master");
 }

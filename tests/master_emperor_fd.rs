@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn vassal(sb: &Sandbox, addr: &str, extra: &[&str]) -> (Proc, UnixStream) {
     // The vassal end is inheritable (no CLOEXEC); ours is not.
@@ -30,9 +30,7 @@ fn vassal(sb: &Sandbox, addr: &str, extra: &[&str]) -> (Proc, UnixStream) {
         .env("UWSGI_EMPEROR_FD", vassal.as_raw_fd().to_string());
     let p = sb.spawn(cmd, "liege");
     drop(vassal);
-    emperor
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    emperor.set_read_timeout(Some(T)).unwrap();
     (p, emperor)
 }
 
@@ -70,6 +68,14 @@ fn vassal_reports_ready_heartbeats_reloads_and_stops_gracefully() {
     write_app(&sb, "v2");
     e.write_all(&[1]).unwrap();
     wait_version(&addr, "v2", T);
+    read_until(&mut e, &[5]);
+    // A reload whose app fails to import: the old workers keep accepting, and the emperor
+    // (waiting for the reload to end) gets 5 again.
+    break_app(&sb);
+    e.write_all(&[1]).unwrap();
+    read_until(&mut e, &[5]);
+    assert!(m.output().contains("reload failed"), "{}", m.output());
+    assert!(body(&addr, "/").unwrap().starts_with("v2 "));
     // 2 = graceful stop.
     e.write_all(&[2]).unwrap();
     let st = m.wait_timeout(T).expect("vassal stops on byte 2");
@@ -99,4 +105,19 @@ fn vassal_byte_0_stops_fast() {
     e.write_all(&[0]).unwrap();
     let st = m.wait_timeout(T).expect("vassal stops on byte 0");
     assert_eq!(st.code(), Some(0));
+}
+
+#[test]
+fn die_on_idle_sends_22_and_stops() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (mut m, mut e) = vassal(&sb, &addr, &["--idle", "2", "--die-on-idle"]);
+    read_until(&mut e, &[1]);
+    wait_version(&addr, "v1", T);
+    let got = read_until(&mut e, &[22]);
+    assert_eq!(*got.last().unwrap(), 22);
+    let st = m.wait_timeout(T).expect("idle vassal stops");
+    assert_eq!(st.code(), Some(0));
+    m.wait_output(T, "die-on-idle");
 }

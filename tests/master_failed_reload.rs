@@ -5,7 +5,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn broken_app_then_broken_config_keep_the_old_workers_and_a_fix_reloads() {

@@ -5,7 +5,7 @@ use liege_testkit::*;
 use std::io::Write;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn send(fifo: &std::path::Path, cmd: &str) {
     let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();

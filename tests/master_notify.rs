@@ -5,7 +5,7 @@ use liege_testkit::*;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn recv_until(sock: &UnixDatagram, needle: &str) -> Vec<String> {
     let mut all = Vec::new();

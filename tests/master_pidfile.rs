@@ -4,7 +4,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn pidfile_reload_and_stop() {

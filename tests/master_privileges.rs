@@ -7,7 +7,7 @@ use liege_testkit::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 fn privileged_port() -> u16 {
     (700..1000)

@@ -6,7 +6,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn reload_adds_and_removes_sockets_and_env_does_not_leak() {

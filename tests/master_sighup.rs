@@ -5,7 +5,7 @@ use liege_testkit::*;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn sighup_reloads_new_code_keeping_master_pid_and_sockets() {

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 fn read_all(mut s: impl Read) -> Vec<u8> {
@@ -162,10 +162,14 @@ fn systemd_listen_fds_are_adopted() {
         "--http-socket",
         &addr,
     ]);
-    // SAFETY: dup2 is async-signal-safe; it puts the listener on fd 3 (without CLOEXEC).
+    // SAFETY: dup2 and fcntl are async-signal-safe; they put the listener on fd 3 without
+    // CLOEXEC (dup2 onto itself would leave CLOEXEC set, hence the fcntl).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            if raw != 3 && libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -4,7 +4,7 @@ use liege_testkit::master::*;
 use liege_testkit::*;
 use std::time::{Duration, SystemTime};
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn touch_reload_reloads_on_a_newer_mtime() {

@@ -102,63 +102,72 @@ pub struct Expanded {
     pub unresolved: Vec<String>,
     /// Names whose expansion referred back to themselves (left verbatim).
     pub self_referencing: Vec<String>,
+    /// The expansion grew past [`MAX_EXPANSION`] bytes or [`MAX_LOOKUPS`] look-ups and was
+    /// cut short.
+    pub too_large: bool,
+}
+
+/// Upper bound on the text placeholders may substitute into one value (guards against
+/// exponential growth such as `a = %(b)%(b)`, `b = %(c)%(c)`, ...).
+pub const MAX_EXPANSION: usize = 1 << 20;
+
+/// Upper bound on placeholder look-ups while expanding one value (same purpose).
+pub const MAX_LOOKUPS: usize = 10_000;
+
+struct Walk<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    stack: Vec<String>,
+    out: Expanded,
+    budget: usize,
+    lookups: usize,
 }
 
 /// `%(name)` → the first value ever given to `name` (`lookup`), recursively expanded.
 pub fn expand_placeholders(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Expanded {
-    let mut out = Expanded::default();
-    let mut stack = Vec::new();
-    out.value = expand_pct(
-        value,
+    let mut walk = Walk {
         lookup,
-        &mut stack,
-        &mut out.unresolved,
-        &mut out.self_referencing,
-    );
-    out
+        stack: Vec::new(),
+        out: Expanded::default(),
+        budget: MAX_EXPANSION,
+        lookups: 0,
+    };
+    let v = expand_pct(value, &mut walk);
+    walk.out.value = v;
+    walk.out
 }
 
-fn expand_pct(
-    value: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    stack: &mut Vec<String>,
-    unresolved: &mut Vec<String>,
-    selfref: &mut Vec<String>,
-) -> String {
+fn expand_pct(value: &str, walk: &mut Walk<'_>) -> String {
     expand_refs(value, '%', &mut |inner| {
         if inner.contains(' ') {
-            let mut resolve_operand = |tok: &str| -> Option<String> {
-                resolve_name(tok, lookup, stack, unresolved, selfref, false)
-            };
+            let mut resolve_operand = |tok: &str| resolve_name(tok, walk, false);
             return Some(arithmetic(inner, &mut resolve_operand));
         }
-        resolve_name(inner, lookup, stack, unresolved, selfref, true)
+        resolve_name(inner, walk, true)
     })
 }
 
-fn resolve_name(
-    name: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    stack: &mut Vec<String>,
-    unresolved: &mut Vec<String>,
-    selfref: &mut Vec<String>,
-    report_missing: bool,
-) -> Option<String> {
-    if stack.iter().any(|s| s == name) {
-        if !selfref.iter().any(|s| s == name) {
-            selfref.push(name.to_string());
+fn resolve_name(name: &str, walk: &mut Walk<'_>, report_missing: bool) -> Option<String> {
+    if walk.stack.iter().any(|s| s == name) {
+        if !walk.out.self_referencing.iter().any(|s| s == name) {
+            walk.out.self_referencing.push(name.to_string());
         }
         return None;
     }
-    let Some(raw) = lookup(name) else {
-        if report_missing && !unresolved.iter().any(|s| s == name) {
-            unresolved.push(name.to_string());
+    let Some(raw) = (walk.lookup)(name) else {
+        if report_missing && !walk.out.unresolved.iter().any(|s| s == name) {
+            walk.out.unresolved.push(name.to_string());
         }
         return None;
     };
-    stack.push(name.to_string());
-    let v = expand_pct(&raw, lookup, stack, unresolved, selfref);
-    stack.pop();
+    walk.lookups += 1;
+    if raw.len() > walk.budget || walk.lookups > MAX_LOOKUPS {
+        walk.out.too_large = true;
+        return None;
+    }
+    walk.budget -= raw.len();
+    walk.stack.push(name.to_string());
+    let v = expand_pct(&raw, walk);
+    walk.stack.pop();
     Some(v)
 }
 
@@ -348,6 +357,18 @@ mod proptests {
             let l = move |n: &str| (n == n2).then(|| v2.clone());
             let text = format!("{pre}%({name}){post}");
             prop_assert_eq!(expand_placeholders(&text, &l).value, format!("{pre}{val}{post}"));
+        }
+
+        /// Doubling chains are cut short instead of growing exponentially.
+        #[test]
+        fn doubling_chains_are_bounded(n in 20usize..40) {
+            let l = move |name: &str| {
+                let i: usize = name.strip_prefix('v')?.parse().ok()?;
+                (i < n).then(|| format!("%(v{})%(v{})", i + 1, i + 1))
+            };
+            let e = expand_placeholders("%(v0)", &l);
+            prop_assert!(e.too_large);
+            prop_assert!(e.value.len() <= 4 * MAX_EXPANSION);
         }
 
         /// Arbitrary (even self- or mutually-referencing) tables always terminate.

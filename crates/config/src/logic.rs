@@ -92,7 +92,7 @@ pub fn open(key: &str, data: &str, cx: &Context<'_>) -> Result<Body, String> {
             Body::Repeat((1..=n).map(|i| i.to_string()).collect())
         }
         "for-readline" => {
-            let text = std::fs::read_to_string(path(data))
+            let text = crate::source::read_bounded(&path(data))
                 .map_err(|e| format!("cannot read {data}: {e}"))?;
             Body::Repeat(
                 text.lines()

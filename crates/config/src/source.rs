@@ -65,6 +65,10 @@ const INI_BLANKS: [char; 3] = [' ', '\t', '\r'];
 /// Maximum nesting of `ini`/`include` (guards against include loops).
 pub const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// Maximum number of config files loaded in one parse (guards against a file that includes
+/// itself several times, which the depth limit alone would let grow exponentially).
+pub const MAX_CONFIG_LOADS: usize = 512;
+
 /// Everything stage 1 produced.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -85,6 +89,8 @@ pub struct Loader {
     /// The last ini file loaded (for `:section` without a file).
     last_ini: Option<PathBuf>,
     depth: usize,
+    /// Config files loaded so far (see [`MAX_CONFIG_LOADS`]).
+    loads: usize,
     /// `inherit` files, loaded by [`Loader::finish`] after every other source.
     inherits: Vec<(String, Origin)>,
     /// Entries being read now come from an inherited file.
@@ -108,6 +114,7 @@ impl Loader {
             first: None,
             last_ini: None,
             depth: 0,
+            loads: 0,
             inherits: Vec::new(),
             late: false,
             env_vars: Default::default(),
@@ -528,6 +535,25 @@ impl Loader {
     /// entries in. `set_first`: this is a `--ini`, which sets the uppercase magic variables.
     pub fn load_config_arg(&mut self, arg: &str, origin: &Origin, option: &str, set_first: bool) {
         let (file, section) = split_section(arg);
+        if file.is_empty() && section.is_none() {
+            self.out.errors.push(ConfigError::invalid(
+                option,
+                arg,
+                origin,
+                "expected a config file name",
+            ));
+            return;
+        }
+        self.loads += 1;
+        if self.loads > MAX_CONFIG_LOADS {
+            self.out.errors.push(ConfigError::invalid(
+                option,
+                arg,
+                origin,
+                format!("more than {MAX_CONFIG_LOADS} config files loaded (an include loop?)"),
+            ));
+            return;
+        }
         let file: PathBuf = if file.is_empty() {
             // `:section` alone: a section of the last ini file loaded.
             match &self.last_ini {
@@ -568,7 +594,7 @@ impl Loader {
             ));
             return;
         }
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read_bounded(&file) {
             Ok(t) => t,
             Err(e) => {
                 self.out.errors.push(ConfigError::Read {
@@ -674,6 +700,25 @@ struct Block {
     data: String,
     origin: Origin,
     body: logic::Body,
+}
+
+/// Largest file the configuration layer reads (config files, `@(file)`, `for-readline`).
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
+/// Read a text file of at most [`MAX_FILE_SIZE`] bytes (so `/dev/zero` cannot exhaust memory).
+pub fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_SIZE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE_SIZE >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// Split `file.ini:section` at the last `:` after the final `/` (uWSGI §1.2).

@@ -276,6 +276,15 @@ fn include_splices_in_place() {
     // An include loop is an error, not a hang.
     let d = Dir::new(&[("a.ini", "[uwsgi]\ninclude = a.ini\n")]);
     assert!(d.errors(&[&d.p("a.ini")])[0].contains("nested more than"));
+    // Including itself twice would grow exponentially within the depth limit.
+    let d = Dir::new(&[("a.ini", "[uwsgi]\ninclude = a.ini\ninclude = a.ini\n")]);
+    assert!(d
+        .errors(&[&d.p("a.ini")])
+        .iter()
+        .any(|e| e.contains("config files loaded")));
+    // A bare include names no file.
+    let d = Dir::new(&[("a.ini", "[uwsgi]\ninclude\n")]);
+    assert!(d.errors(&[&d.p("a.ini")])[0].contains("expected a config file name"));
 }
 
 #[test]
@@ -656,6 +665,16 @@ fn undefined_placeholder_is_an_error_in_strict_mode_and_verbatim_when_lenient() 
 }
 
 #[test]
+fn exponential_placeholders_are_an_error() {
+    let mut text = String::from("[uwsgi]\nchdir = %(p0)\n");
+    for i in 0..40 {
+        text.push_str(&format!("p{i} = %(p{})%(p{})\n", i + 1, i + 1));
+    }
+    let e = ini_errors(&text);
+    assert!(e.iter().any(|e| e.contains("expand to more than")), "{e:?}");
+}
+
+#[test]
 fn self_reference_is_an_error() {
     let e = ini_errors("[uwsgi]\na = x%(a)\nchdir = %(a)\n");
     assert!(e.iter().any(|e| e.contains("refers to itself")), "{e:?}");
@@ -689,6 +708,12 @@ fn file_references_are_relative_to_the_cwd() {
     let s = d.settings(&["--ini", "app.ini"]);
     assert_eq!(s.master.worker.app.env, vec!["KEY=s3cr3t"]);
     assert!(d.errors(&["--env", "K=@(missing)"])[0].contains("cannot read missing"));
+}
+
+#[test]
+fn endless_files_are_refused() {
+    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("larger than"));
+    assert!(errors(&["--ini", "/dev/zero"])[0].contains("larger than"));
 }
 
 #[test]
@@ -1011,6 +1036,8 @@ fn declared_options_expand_in_place() {
             .contains("already an option")
     );
     assert!(ini_errors("[uwsgi]\ndeclare-option = a=a=$1\na = 1\n")[0].contains("too many entries"));
+    // A self-invoking template that doubles its value is stopped, not run out of memory.
+    assert!(!ini_errors("[uwsgi]\ndeclare-option = a=a=$1$1$1$1\na = xxxxxxxx\n").is_empty());
 }
 
 #[test]
@@ -1087,7 +1114,30 @@ mod never_panics {
             "; c",
             "strict",
         ]);
-        let values = "[ -~]{0,12}";
+        let values = prop_oneof![
+            "[ -~]{0,12}",
+            prop::sample::select(vec![
+                "app.ini",
+                "app.ini:other",
+                ":other",
+                "",
+                "%(x)%(x)",
+                "%(x)",
+                "x=%(x)%(x)",
+                "x=x=$1$1",
+                "x=$1",
+                "a b c",
+                "-1 -1 -1 -1 -1 cmd",
+                "%(x 1 + 2)",
+                "$(HOME)",
+                "@(app.ini)",
+                "x=1",
+                "0",
+                "/tmp",
+                ":0",
+            ])
+            .prop_map(String::from),
+        ];
         (keys, values, any::<bool>()).prop_map(|(k, v, bare)| {
             if k.starts_with('[') || k.starts_with(';') || bare {
                 k.to_string()
@@ -1099,12 +1149,41 @@ mod never_panics {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
-        /// Whatever the file says, parsing returns Ok or errors; it never panics or hangs.
+        /// Whatever the file says, parsing returns Ok or errors; it never panics, hangs or
+        /// exhausts memory. (Set LIEGE_TEST_LAST_CASE=FILE to keep the last generated file, to
+        /// find a case that kills the process.)
         #[test]
         fn arbitrary_files(lines in proptest::collection::vec(line(), 0..12)) {
             let text = format!("[uwsgi]\n{}\n", lines.join("\n"));
+            if let Some(f) = std::env::var_os("LIEGE_TEST_LAST_CASE") {
+                std::fs::write(f, &text).unwrap();
+            }
             let (d, p) = ini(&text);
             let _ = run(&[&p], &[], d.0.path());
         }
+    }
+}
+
+/// The defaults shown by `--help` and the docs are the typed defaults: setting an option to
+/// its documented default changes nothing.
+#[test]
+fn documented_defaults_are_the_typed_defaults() {
+    let base = ini_settings("[uwsgi]\n");
+    for def in registry::OPTIONS {
+        // `None` stands for these defaults in the typed structs.
+        if def.default.is_empty()
+            || def.group == registry::Group::Commands
+            || ["callable", "cheaper-algo", "strict"].contains(&def.name)
+        {
+            continue;
+        }
+        let mut s = ini_settings(&format!("[uwsgi]\n{} = {}\n", def.name, def.default));
+        s.files = base.files.clone();
+        let mut expected = base.clone();
+        if def.group == registry::Group::Emperor {
+            // Any emperor option makes this an emperor (with the default settings).
+            expected.emperor = Some(EmperorConfig::default());
+        }
+        assert_eq!(s, expected, "{} = {}", def.name, def.default);
     }
 }

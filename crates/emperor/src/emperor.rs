@@ -288,6 +288,9 @@ impl Emperor {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
+        let mut usr1 = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
+        let mut urg = signal(SignalKind::from_raw(libc::SIGURG)).expect("SIGURG handler");
+        let mut winch = signal(SignalKind::window_change()).expect("SIGWINCH handler");
 
         let wake = self.wake.clone();
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -390,6 +393,17 @@ impl Emperor {
                 _ = term.recv() => self.begin_shutdown(true),
                 _ = int.recv() => self.begin_shutdown(false),
                 _ = quit.recv() => self.begin_shutdown(false),
+                _ = usr1.recv() => {
+                    let now = SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    for line in crate::stats::table(&self.stats_doc(), now).lines() {
+                        tracing::info!("{line}");
+                    }
+                }
+                _ = urg.recv() => self.retry_throttled(),
+                _ = winch.recv() => self.rescan_at = Some(Instant::now()),
                 _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
                     self.sd.notifier.send("WATCHDOG=1\n".into(), true);
                 }
@@ -550,6 +564,24 @@ impl Emperor {
                 return;
             }
         };
+        if content.is_empty() {
+            // Most likely caught between the truncate and the write of an in-place save: the
+            // write that fills it raises the next event. Nothing is recorded, so that the next
+            // scan looks again; a running vassal is left alone.
+            tracing::debug!(vassal = %path.display(), "empty vassal file: ignored until it has content");
+            if let Some(e) = self.vassals.get(path) {
+                if e.fp.is_none() && !e.life.state.has_process() {
+                    self.feed(
+                        path,
+                        Event::Invalid {
+                            reason: "empty file".into(),
+                        },
+                        now,
+                    );
+                }
+            }
+            return;
+        }
         let validation = self.validate(path);
         let tyrant = self.tyrant;
         let tyrant_nofollow = self.tyrant_nofollow;
@@ -714,6 +746,26 @@ impl Emperor {
         }
     }
 
+    /// SIGURG (uWSGI: clear the blacklist): retry every throttled vassal now.
+    fn retry_throttled(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<PathBuf> = self
+            .vassals
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e.life.state, VassalState::Throttled { .. }) && e.blocked().is_none()
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        tracing::info!("SIGURG: retrying {} throttled vassals now", keys.len());
+        for p in keys {
+            if let Some(e) = self.vassals.get_mut(&p) {
+                e.life.attempts = 0;
+            }
+            self.feed(&p, Event::Reload, now);
+        }
+    }
+
     fn begin_shutdown(&mut self, graceful: bool) {
         match self.shutdown {
             Some(false) => return,
@@ -801,7 +853,11 @@ impl Emperor {
             }
             Action::Kill => {
                 if let Some(e) = self.vassals.get(path) {
-                    tracing::warn!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "SIGKILL");
+                    let why = match &e.life.state {
+                        VassalState::Stopping { .. } => "did not stop in time".to_string(),
+                        _ => e.life.last_error.clone().unwrap_or_default(),
+                    };
+                    tracing::warn!(vassal = %path.display(), pid = e.life.pid.unwrap_or(0), "SIGKILL: {why}");
                     if let Some(ctl) = &e.ctl {
                         let _ = ctl.send(Ctl::Kill);
                     }

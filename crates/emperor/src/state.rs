@@ -162,6 +162,8 @@ pub struct Vassal {
     ready_since: Option<Instant>,
     /// It asked to go away (byte 22): not a failure.
     voluntary: bool,
+    /// Why we SIGKILLed a running process (missing heartbeat), for its exit's error.
+    killed_for: Option<String>,
 }
 
 impl Vassal {
@@ -186,6 +188,7 @@ impl Vassal {
             last_run: None,
             ready_since: None,
             voluntary: false,
+            killed_for: None,
         }
     }
 
@@ -224,6 +227,7 @@ impl Vassal {
         self.last_heartbeat = None;
         self.ready_since = None;
         self.voluntary = false;
+        self.killed_for = None;
         vec![Action::Spawn]
     }
 
@@ -313,7 +317,10 @@ impl Vassal {
                             self.attempts = 0;
                             return self.start(now);
                         }
-                        self.last_error = Some(format!("died unexpectedly ({how})"));
+                        self.last_error = Some(match self.killed_for.take() {
+                            Some(why) => format!("{why} ({how})"),
+                            None => format!("died unexpectedly ({how})"),
+                        });
                         self.throttle(now, policy, jitter)
                     }
                     other => {
@@ -389,10 +396,12 @@ impl Vassal {
                 S::Starting { .. } | S::Ready { .. } | S::Reloading { .. } => {
                     match self.last_heartbeat {
                         Some(t) if now >= t + policy.required_heartbeat => {
-                            self.last_error = Some(format!(
+                            let why = format!(
                                 "no heartbeat for {}s: killed",
                                 policy.required_heartbeat.as_secs()
-                            ));
+                            );
+                            self.last_error = Some(why.clone());
+                            self.killed_for = Some(why);
                             self.last_heartbeat = None;
                             vec![Action::Kill]
                         }

@@ -112,6 +112,8 @@ pub struct Master {
     daemons: crate::daemons::Daemons,
     cron: crate::daemons::Cron,
     loyal_sent: bool,
+    /// Last sign of traffic (for `idle` + `die-on-idle`).
+    last_activity: Instant,
     last_tick: Instant,
     last_heartbeat: Instant,
 }
@@ -348,6 +350,7 @@ impl Master {
             daemons,
             cron,
             loyal_sent: false,
+            last_activity: now,
             last_tick: now,
             last_heartbeat: now,
         })
@@ -528,8 +531,20 @@ impl Master {
         for m in msgs {
             match m {
                 FromWorker::Ready { .. } => self.sup.on_ready(pid, now, &mut self.children),
-                FromWorker::Stats(s) => self.sup.on_stats(pid, s),
+                FromWorker::Stats(s) => {
+                    let before = self
+                        .sup
+                        .workers
+                        .iter()
+                        .find(|w| w.pid == pid)
+                        .map(|w| w.stats.requests);
+                    if before != Some(s.requests) || s.in_request > 0 {
+                        self.last_activity = now;
+                    }
+                    self.sup.on_stats(pid, s)
+                }
                 FromWorker::Busy { since_unix_ms } => {
+                    self.last_activity = now;
                     let now_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_millis() as u64)
@@ -596,6 +611,11 @@ impl Master {
                     ]);
                 }
                 Notice::ReloadFailed { generation } => {
+                    // The old generation is still accepting: an emperor waiting for the
+                    // reload to finish hears so.
+                    if let Some(fd) = self.emperor_fd {
+                        emperor_send(fd, ep::FROM_VASSAL_ACCEPTING);
+                    }
                     let s =
                         format!("reload to generation {generation} failed; old workers serving");
                     self.notify.send(&[
@@ -634,9 +654,36 @@ impl Master {
             l.relay();
             l.check_size();
         }
+        self.check_idle(now);
         self.daemons.tick(now);
         if !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped) {
             self.cron.tick(now, crate::daemons::local_fields());
+        }
+    }
+
+    /// `idle` + `die-on-idle`: after `idle` without traffic, tell the emperor (byte 22: back
+    /// to on-demand) and stop gracefully. Connections waiting in a listen queue count as
+    /// traffic.
+    fn check_idle(&mut self, now: Instant) {
+        let (Some(idle), true) = (self.cfg.idle, self.cfg.die_on_idle) else {
+            return;
+        };
+        if !matches!(self.sup.phase, Phase::Running) {
+            self.last_activity = now;
+            return;
+        }
+        let queued = self.sockets.listeners.iter().any(|l| {
+            liege_sys::net::listen_queue(l.bound.fd.as_raw_fd()).is_some_and(|(q, _)| q > 0)
+        });
+        if queued {
+            self.last_activity = now;
+        }
+        if now.duration_since(self.last_activity) >= idle {
+            tracing::info!("idle for {}s: stopping (die-on-idle)", idle.as_secs());
+            if let Some(fd) = self.emperor_fd {
+                emperor_send(fd, ep::FROM_VASSAL_VOLUNTARY_SHUTDOWN);
+            }
+            self.act(Action::Stop { graceful: true }, now);
         }
     }
 
@@ -662,6 +709,9 @@ impl Master {
                         Err(e) => {
                             tracing::error!("reload aborted, keeping the running generation: {e}");
                             self.notify.send(&[sd_notify::NotifyState::Ready]);
+                            if let Some(fd) = self.emperor_fd {
+                                emperor_send(fd, ep::FROM_VASSAL_ACCEPTING);
+                            }
                             return;
                         }
                     }

@@ -27,9 +27,21 @@ pub fn break_app(sb: &Sandbox) {
     );
 }
 
-/// The body of `GET path` (any status), or None if the connection failed.
+/// The body of `GET path` (any status), or None if the connection failed. Connecting and
+/// reading are bounded (5 s / 10 s), so a full listen queue cannot stall a wait loop.
 pub fn body(addr: &str, path: &str) -> Option<String> {
-    http_get(addr, path).map(|r| r.text())
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = match addr.parse() {
+        Ok(sa) => sa,
+        Err(_) => return http_get(addr, path).map(|r| r.text()),
+    };
+    let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    crate::Response::parse(raw).map(|r| r.text())
 }
 
 /// Wait until `GET /` on `addr` answers with a body starting with `version`.

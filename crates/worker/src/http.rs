@@ -12,10 +12,11 @@ use liege_wsgi::types::{
     BodyError, ConnInfo, HttpHead, RequestBody, ResponseBody, ResponseHead, Vars,
 };
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Notify};
 
 pub fn builder(ctx: &Ctx) -> http1::Builder {
     let mut b = http1::Builder::new();
@@ -43,27 +44,48 @@ pub async fn serve<S>(
 {
     let conn = Arc::new(conn);
     let svc_ctx = ctx.clone();
+    // Set (and `first` notified) when the connection's first request reaches the service.
+    let seen = Arc::new(AtomicBool::new(false));
+    let first = Arc::new(Notify::new());
+    let (svc_seen, svc_first) = (seen.clone(), first.clone());
     let service = hyper::service::service_fn(move |req| {
+        if !svc_seen.load(Ordering::Relaxed) && !svc_seen.swap(true, Ordering::AcqRel) {
+            svc_first.notify_one();
+        }
         let ctx = svc_ctx.clone();
         let conn = conn.clone();
         async move { Ok::<_, Infallible>(handle(req, &conn, ctx).await) }
     });
     let c = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(c);
-    if *shutdown.borrow() {
-        c.as_mut().graceful_shutdown();
-    }
-    tokio::select! {
-        r = c.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!("http connection: {e}");
+    if !*shutdown.borrow() {
+        tokio::select! {
+            r = c.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!("http connection: {e}");
+                }
+                return;
             }
-            return;
-        }
-        _ = shutdown.changed() => {
-            c.as_mut().graceful_shutdown();
+            _ = shutdown.changed() => {}
         }
     }
+    // Stopping. A connection we accepted but whose first request has not arrived yet is owed
+    // an answer (the client sees an accepted connection, not a refused one): hyper's
+    // graceful_shutdown would close it unanswered, so wait for that first request, up to
+    // socket-timeout. Idle keep-alive connections that were already served close at once.
+    if !seen.load(Ordering::Acquire) {
+        tokio::select! {
+            r = c.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!("http connection: {e}");
+                }
+                return;
+            }
+            _ = first.notified() => {}
+            _ = tokio::time::sleep(ctx.cfg.socket_timeout) => {}
+        }
+    }
+    c.as_mut().graceful_shutdown();
     if let Err(e) = c.await {
         tracing::debug!("http connection: {e}");
     }

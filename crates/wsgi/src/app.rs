@@ -196,32 +196,28 @@ fn load_file<'py>(py: Python<'py>, file: &Path) -> Result<Bound<'py, PyModule>, 
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let name = format!("uwsgi_file_{mangled}");
+    // Compiled from the source on every load, never through the .pyc cache: the cache is
+    // keyed on whole-second mtime and size, so an edit of the same size within the same
+    // second as the previous one would bring the old code back on reload (uWSGI compiles
+    // from source too).
     let r: PyResult<Bound<'py, PyModule>> = (|| {
-        let machinery = py.import("importlib.machinery")?;
-        let util = py.import("importlib.util")?;
-        let loader = machinery
-            .getattr("SourceFileLoader")?
-            .call1((name.as_str(), path.as_str()))?;
-        let spec = util.call_method1("spec_from_file_location", (name.as_str(), path.as_str()))?;
-        let spec = if spec.is_none() {
-            util.call_method("spec_from_loader", (name.as_str(), &loader), None)?
-        } else {
-            spec
-        };
-        let module = util.call_method1("module_from_spec", (&spec,))?;
+        let source = std::fs::read(file).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("cannot read {path}: {e}"))
+        })?;
+        let builtins = py.import("builtins")?;
+        let code = builtins.getattr("compile")?.call1((
+            pyo3::types::PyBytes::new(py, &source),
+            path.as_str(),
+            "exec",
+        ))?;
+        let module = PyModule::new(py, &name)?;
+        module.setattr("__file__", path.as_str())?;
+        module.setattr("__builtins__", &builtins)?;
         py.import("sys")?
             .getattr("modules")?
             .set_item(name.as_str(), &module)?;
-        if module
-            .getattr("__file__")
-            .map(|f| f.is_none())
-            .unwrap_or(true)
-        {
-            module.setattr("__file__", path.as_str())?;
-        }
-        spec.getattr("loader")?
-            .call_method1("exec_module", (&module,))?;
-        Ok(module.cast_into::<PyModule>()?)
+        builtins.getattr("exec")?.call1((code, module.dict()))?;
+        Ok(module)
     })();
     r.map_err(|e| LoadError::py(py, format!("wsgi-file {path}"), e))
 }
