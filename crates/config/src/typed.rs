@@ -359,6 +359,18 @@ pub struct WorkerBoot {
     /// The master's pid: the worker exits when its parent changes.
     pub master_pid: i32,
     pub config: WorkerConfig,
+    /// The shared scoreboard and this worker's slot in it (absent: accept without balancing).
+    #[serde(default)]
+    pub scoreboard: Option<ScoreboardRef>,
+}
+
+/// Where a worker finds the master's scoreboard (`liege_sys::scoreboard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScoreboardRef {
+    /// The inherited memfd.
+    pub fd: i32,
+    /// This worker's slot.
+    pub slot: u32,
 }
 
 /// One inherited listening fd and what to speak on it.

@@ -29,6 +29,10 @@ pub struct RealChildren {
     /// Workers' stdout/stderr when the master relays their output (log-maxsize).
     pub stdio: Option<RawFd>,
     controls: BTreeMap<i32, OwnedFd>,
+    /// The scoreboard workers balance new connections with, and which worker holds which
+    /// slot. `None` if it could not be created (workers then accept without balancing).
+    scoreboard: Option<(liege_sys::scoreboard::Scoreboard, OwnedFd)>,
+    slots: BTreeMap<i32, u32>,
 }
 
 /// The master's environment without the variables only the master may see (for attached
@@ -72,6 +76,14 @@ impl RealChildren {
             master_pid: std::process::id() as i32,
             stdio: None,
             controls: BTreeMap::new(),
+            scoreboard: match liege_sys::scoreboard::Scoreboard::create() {
+                Ok(sb) => Some(sb),
+                Err(e) => {
+                    tracing::warn!("no scoreboard ({e}): workers will accept without balancing");
+                    None
+                }
+            },
+            slots: BTreeMap::new(),
         }
     }
 
@@ -110,9 +122,18 @@ impl RealChildren {
         }
     }
 
-    /// Forget a reaped worker's channel.
+    /// Forget a reaped worker's channel, and free its scoreboard slot.
     pub fn forget(&mut self, pid: i32) {
         self.controls.remove(&pid);
+        if let (Some(slot), Some((sb, _))) = (self.slots.remove(&pid), &self.scoreboard) {
+            sb.clear(slot);
+        }
+    }
+
+    /// The lowest scoreboard slot no live worker holds.
+    fn free_slot(&self) -> Option<u32> {
+        self.scoreboard.as_ref()?;
+        (0..liege_sys::scoreboard::SLOTS).find(|s| !self.slots.values().any(|u| u == s))
     }
 }
 
@@ -131,6 +152,14 @@ impl Children for RealChildren {
         )
         .map_err(std::io::Error::from)?;
         liege_sys::fd::set_nonblocking(mine.as_raw_fd(), true)?;
+        let slot = self.free_slot();
+        let scoreboard = match (&self.scoreboard, slot) {
+            (Some((_, fd)), Some(slot)) => Some(liege_config::ScoreboardRef {
+                fd: fd.as_raw_fd(),
+                slot,
+            }),
+            _ => None,
+        };
         let boot = WorkerBoot {
             id,
             generation,
@@ -138,11 +167,15 @@ impl Children for RealChildren {
             control_fd: theirs.as_raw_fd(),
             master_pid: self.master_pid,
             config: cfg.clone(),
+            scoreboard,
         };
         let json = serde_json::to_string(&boot).map_err(std::io::Error::other)?;
         let env = worker_env(&self.base_env, cfg, json);
         let mut inherit: Vec<RawFd> = self.listeners.iter().map(|l| l.fd).collect();
         inherit.push(theirs.as_raw_fd());
+        if let Some(sb) = scoreboard {
+            inherit.push(sb.fd);
+        }
         let argv = ["liege".to_string(), "worker".to_string(), id.to_string()];
         let pid = spawn_self(
             &self.exe,
@@ -158,6 +191,9 @@ impl Children for RealChildren {
         )?;
         drop(theirs);
         self.controls.insert(pid, mine);
+        if let Some(slot) = slot {
+            self.slots.insert(pid, slot);
+        }
         Ok(pid)
     }
 

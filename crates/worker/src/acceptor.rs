@@ -8,6 +8,14 @@
 //! waiter: the kernel hands each new connection to one sleeping waiter, oldest first, so
 //! connections spread over the workers (the same property uWSGI's blocking accept relies on).
 //!
+//! A woken thread that is already on a CPU could still drain a burst before its sibling in
+//! another worker gets scheduled, so each thread also looks at the scoreboard (shared with
+//! the other workers through the master, `liege_sys::scoreboard`) before accepting: if this
+//! worker holds more connections than the least loaded accepting worker, it steps aside for
+//! up to [`YIELD_MAX`] so that worker's thread takes the next connection. Connections
+//! waiting on a busy worker (its Python threads saturated) count too, so the rule also sends
+//! one-request-per-connection traffic (nginx `uwsgi_pass`) to the worker that can run it.
+//!
 //! The listening socket is made blocking (the flag is shared by every process holding it;
 //! all of them are liege workers using this code) with a 200 ms `SO_RCVTIMEO`, so the thread
 //! notices a stop within 200 ms. A connection it accepts after the stop began is still
@@ -24,6 +32,63 @@ use tokio::sync::mpsc;
 
 /// How often a blocked accept wakes up to look at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// How long an accept thread steps aside for a less loaded worker before accepting anyway
+/// (a bound, so a stuck sibling never stalls new connections for long).
+const YIELD_MAX: Duration = Duration::from_millis(2);
+
+/// How many more connections than the least loaded worker this one may hold and still
+/// accept: a little room so that two workers with nearly equal loads never both step aside.
+fn slack(min: u32) -> u32 {
+    2 + min / 8
+}
+
+/// This worker's slot on the scoreboard.
+pub struct Balance {
+    sb: liege_sys::scoreboard::Scoreboard,
+    slot: u32,
+}
+
+impl Balance {
+    pub fn open(r: liege_config::ScoreboardRef) -> std::io::Result<Balance> {
+        let sb = liege_sys::scoreboard::Scoreboard::open(r.fd)?;
+        Ok(Balance { sb, slot: r.slot })
+    }
+    /// A connection was accepted.
+    pub fn opened(&self) {
+        self.sb
+            .slot(self.slot)
+            .active
+            .fetch_add(1, Ordering::AcqRel);
+    }
+    /// A connection ended.
+    pub fn closed(&self) {
+        self.sb
+            .slot(self.slot)
+            .active
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+    fn set_accepting(&self, on: bool) {
+        let pid = if on { std::process::id() } else { 0 };
+        self.sb
+            .slot(self.slot)
+            .accepting
+            .store(pid, Ordering::Release);
+    }
+    /// Step aside (bounded) while another accepting worker holds fewer connections.
+    fn wait_turn(&self) {
+        let deadline = std::time::Instant::now() + YIELD_MAX;
+        loop {
+            let mine = self.sb.slot(self.slot).active.load(Ordering::Acquire);
+            match self.sb.min_other_active(self.slot) {
+                Some(min) if mine > min + slack(min) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                _ => return,
+            }
+        }
+    }
+}
 
 /// Prepare an inherited listening fd for [`spawn`]: close-on-exec (processes the app spawns
 /// must not inherit it), blocking, and a receive timeout.
@@ -51,19 +116,29 @@ pub fn spawn(
     fd: RawFd,
     name: &str,
     stop: Arc<AtomicBool>,
+    balance: Option<Arc<Balance>>,
     tx: mpsc::UnboundedSender<OwnedFd>,
 ) -> std::io::Result<()> {
     let name = name.to_string();
     std::thread::Builder::new()
         .name("liege-accept".into())
         .spawn(move || {
+            if let Some(b) = &balance {
+                b.set_accepting(true);
+            }
             while !stop.load(Ordering::Acquire) {
+                if let Some(b) = &balance {
+                    b.wait_turn();
+                }
                 match accept4(fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
                     Ok(conn) => {
                         // SAFETY: accept4 just returned this fd; nothing else owns it.
                         let conn = unsafe { OwnedFd::from_raw_fd(conn) };
+                        if let Some(b) = &balance {
+                            b.opened();
+                        }
                         if tx.send(conn).is_err() {
-                            return;
+                            break;
                         }
                     }
                     // The receive timeout expired (look at the stop flag), a signal, or a
@@ -72,7 +147,7 @@ pub fn spawn(
                     // The listener is gone: nothing more to accept.
                     Err(Errno::EBADF | Errno::EINVAL | Errno::ENOTSOCK) => {
                         tracing::warn!("listener {name} (fd {fd}) can no longer accept");
-                        return;
+                        break;
                     }
                     // Out of fds or memory: back off briefly instead of spinning.
                     Err(e) => {
@@ -80,6 +155,9 @@ pub fn spawn(
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
+            }
+            if let Some(b) = &balance {
+                b.set_accepting(false);
             }
         })?;
     Ok(())

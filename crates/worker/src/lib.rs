@@ -227,9 +227,10 @@ pub fn run(boot: WorkerBoot) -> i32 {
     let io_ctx = ctx.clone();
     let io_control = control.clone();
     let listeners = boot.listeners.clone();
+    let scoreboard = boot.scoreboard;
     let io = std::thread::Builder::new()
         .name("liege-io".into())
-        .spawn(move || io_thread(io_ctx, listeners, io_control));
+        .spawn(move || io_thread(io_ctx, listeners, io_control, scoreboard));
     let io = match io {
         Ok(t) => t,
         Err(e) => {
@@ -284,6 +285,7 @@ fn io_thread(
     ctx: Arc<Ctx>,
     listeners: Vec<InheritedListener>,
     control: Option<Arc<Control>>,
+    scoreboard: Option<liege_config::ScoreboardRef>,
 ) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -296,7 +298,7 @@ fn io_thread(
             return 1;
         }
     };
-    let code = rt.block_on(io_main(ctx.clone(), listeners, control));
+    let code = rt.block_on(io_main(ctx.clone(), listeners, control, scoreboard));
     ctx.queue.close();
     code
 }
@@ -321,8 +323,16 @@ async fn io_main(
     ctx: Arc<Ctx>,
     listeners: Vec<InheritedListener>,
     control: Option<Arc<Control>>,
+    scoreboard: Option<liege_config::ScoreboardRef>,
 ) -> i32 {
     let mut phase = Phase::Starting;
+    let balance = scoreboard.and_then(|r| match acceptor::Balance::open(r) {
+        Ok(b) => Some(Arc::new(b)),
+        Err(e) => {
+            tracing::warn!("scoreboard: {e}; accepting without balancing");
+            None
+        }
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Every connection task holds a clone; when all are gone, draining is over.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -362,6 +372,7 @@ async fn io_main(
             builder.clone(),
             shutdown_rx.clone(),
             alive_tx.clone(),
+            balance.clone(),
         ));
     }
     drop(alive_tx);
@@ -477,10 +488,11 @@ async fn accept_loop(
     builder: Arc<hyper::server::conn::http1::Builder>,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
+    balance: Option<Arc<acceptor::Balance>>,
 ) {
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    if let Err(e) = acceptor::spawn(l.fd, &l.name, stop.clone(), tx) {
+    if let Err(e) = acceptor::spawn(l.fd, &l.name, stop.clone(), balance.clone(), tx) {
         tracing::error!("cannot start the accept thread for {}: {e}", l.name);
         return;
     }
@@ -504,9 +516,13 @@ async fn accept_loop(
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!("accepted connection unusable: {e}");
+                if let Some(b) = &balance {
+                    b.closed();
+                }
                 continue;
             }
         };
+        let balance = balance.clone();
         let ctx = ctx.clone();
         let sd = shutdown.clone();
         let alive = alive.clone();
@@ -517,6 +533,9 @@ async fn accept_loop(
                 (Stream::Unix(s), Protocol::Http) => http::serve(s, conn, ctx, builder, sd).await,
                 (Stream::Tcp(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
                 (Stream::Unix(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
+            }
+            if let Some(b) = &balance {
+                b.closed();
             }
             drop(alive);
         });
