@@ -245,3 +245,33 @@ fn on_demand_exec_names_the_socket() {
         String::from_utf8_lossy(&raw)
     );
 }
+
+#[test]
+fn http_on_demand_with_protocol_http() {
+    let sb = Sandbox::new();
+    let dir = sb.path().join("vassals");
+    std::fs::create_dir(&dir).unwrap();
+    let e = Emperor::start(
+        &sb,
+        LIEGE,
+        &[
+            "--emperor",
+            dir.to_str().unwrap(),
+            "--emperor-on-demand-extension",
+            ".socket",
+        ],
+        &[],
+    );
+    let port = liege_testkit::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let ini = dir.join("web.ini");
+    std::fs::write(dir.join("web.ini.socket"), &addr).unwrap();
+    std::fs::write(&ini, od_ini("web", "protocol = http\n")).unwrap();
+    wait_on_demand(&e, &ini);
+    let (msg, w1) = liege_testkit::emperor::hello(&addr).expect("HTTP answer on wake-up");
+    assert_eq!(msg, "web");
+    wait_on_demand(&e, &ini);
+    let (msg, w2) = liege_testkit::emperor::hello(&addr).expect("HTTP answer on the next wake-up");
+    assert_eq!(msg, "web");
+    assert_ne!(w1, w2);
+}

@@ -532,6 +532,13 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
                 original: v.to_string(),
             });
         }
+        "protocol" => {
+            m.inherited_protocol = match v.trim() {
+                "http" => Protocol::Http,
+                "uwsgi" => Protocol::Uwsgi,
+                _ => return Err("expected uwsgi or http".into()),
+            }
+        }
         "listen" => m.listen = Some(at_least_one(v)?),
         "chmod-socket" => m.chmod_socket = Some(parse_socket_mode(v, bare)?),
         "chown-socket" => {

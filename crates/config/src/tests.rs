@@ -874,6 +874,7 @@ fn sample(def: &registry::OptDef) -> &'static str {
         "add-header" => "X-A: b",
         "emperor" => "/etc/vassals",
         "umask" => "022",
+        "protocol" => "http",
         _ => match def.kind {
             Kind::Bool => "true",
             Kind::Int => "2",
