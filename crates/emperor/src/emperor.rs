@@ -166,6 +166,8 @@ pub struct Emperor {
     start_inst: Instant,
     start_sys: SystemTime,
     cwd: PathBuf,
+    /// The emperor's own `uid`/`gid`, applied once the stats socket is bound.
+    identity: Option<liege_sys::creds::Identity>,
 }
 
 /// How on-demand socket names are found (`emperor-on-demand-*`), and the backlog.
@@ -399,7 +401,14 @@ impl Emperor {
             start_inst: now,
             start_sys: SystemTime::now(),
             cwd,
+            identity: None,
         })
+    }
+
+    /// Run as this identity (`uid`/`gid`, with initgroups) once the stats socket is bound.
+    pub fn drop_privileges_to(mut self, identity: Option<liege_sys::creds::Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     fn epoch(&self, t: Option<Instant>) -> i64 {
@@ -480,6 +489,20 @@ impl Emperor {
                     return 1;
                 }
             }
+        }
+
+        // Privileges: after binding the stats socket, before spawning any vassal (vassals
+        // then run as this identity too). chroot is not an emperor option.
+        if let Some(id) = &self.identity {
+            if let Err(e) = liege_sys::creds::chroot_and_drop(None, id) {
+                tracing::error!("emperor uid/gid: {e}");
+                return 1;
+            }
+            tracing::info!(
+                uid = nix::unistd::getuid().as_raw(),
+                gid = nix::unistd::getgid().as_raw(),
+                "emperor privileges dropped"
+            );
         }
 
         let mut watchdog = sd_notify::watchdog_enabled()
