@@ -18,6 +18,9 @@
 //! * **Processes.** Vassals are fork+exec'd from the main thread (see [`spawn`]), each owned
 //!   by a small task that forwards its pipe bytes (uWSGI's single-byte protocol) and its exit.
 //!   `PR_SET_PDEATHSIG(SIGKILL)` in every vassal: when the emperor dies, they die.
+//! * **On demand** (`emperor-on-demand-*`): the emperor binds the vassal's socket, watches it
+//!   (never accepting) and spawns the vassal with it on fd 0 at the first connection; after
+//!   byte 22 (die-on-idle) it watches the same socket again (state `OnDemand`).
 //! * **Observability.** `emperor-stats` serves uWSGI's emperor stats JSON plus liege's fields
 //!   ([`stats`]); systemd gets READY/RELOADING/STOPPING/STATUS/WATCHDOG.
 //!
