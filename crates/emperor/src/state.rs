@@ -305,7 +305,10 @@ impl Vassal {
                         // exists, so it comes back (here: at once, without a failure mark).
                         self.voluntary = true;
                         if self.state.has_process() && !matches!(self.state, S::Stopping { .. }) {
-                            self.stop(now, policy, AfterStop::Restart, false)
+                            // On demand: a graceful stop (byte 2; uWSGI sends 0), so that a
+                            // connection a worker accepted at that very moment is answered.
+                            let graceful = self.on_demand;
+                            self.stop(now, policy, AfterStop::Restart, graceful)
                         } else {
                             vec![]
                         }
@@ -821,7 +824,7 @@ mod tests {
             &pol,
             0.0,
         );
-        assert_eq!(a, vec![Action::Send(proto::TO_VASSAL_STOP)]);
+        assert_eq!(a, vec![Action::Send(proto::TO_VASSAL_GRACEFUL_STOP)]);
         assert_eq!(
             v.transition(Event::Exited { how: "x".into() }, t, &pol, 0.0),
             vec![Action::Watch]
