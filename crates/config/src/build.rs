@@ -849,6 +849,12 @@ fn finish(s: &mut Settings, cx: &mut Cx, errors: &mut Vec<ConfigError>) {
             ));
         }
     }
+    // `protocol` is the default protocol of `socket` (uWSGI: `uwsgi-socket`/`http-socket` name
+    // theirs explicitly) and of inherited sockets.
+    let default_protocol = m.inherited_protocol;
+    for l in m.listeners.iter_mut().filter(|l| l.option == "socket") {
+        l.protocol = default_protocol;
+    }
     // A vassal (§7.3): `daemonize` turns into `logto`; the emperor supervises it.
     if s.emperor_fd.is_some() {
         if let Some(d) = m.daemonize.take() {

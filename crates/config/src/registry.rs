@@ -240,7 +240,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Sockets, "http-socket", K::Addr, "bind an HTTP socket served by the workers").rep(),
     o(G::Sockets, "http", K::Addr, "serve HTTP on ADDR (liege: served by the workers; no separate router process)").rep(),
     o(G::Sockets, "listen", K::Int, "listen queue size (uWSGI's default is 100; unset, liege uses the kernel's somaxconn)").sh('l'),
-    o(G::Sockets, "protocol", K::Str, "protocol of inherited sockets (a listening fd 0, systemd's): uwsgi (default) or http"),
+    o(G::Sockets, "protocol", K::Str, "default protocol of `socket` and of inherited sockets (a listening fd 0, systemd's): uwsgi (default) or http"),
     o(G::Sockets, "chmod-socket", K::Mode, "chmod unix sockets after bind; bare means 666").al(&["chmod"]).sh('C').opt_arg(),
     o(G::Sockets, "chown-socket", K::Str, "chown unix sockets to USER[:GROUP] after bind"),
     o(G::Sockets, "vacuum", K::Bool, "remove unix sockets and pidfiles on exit"),

@@ -1212,3 +1212,28 @@ fn static_expires_regex_is_validated_at_config_time() {
         ]
     );
 }
+
+/// `protocol = http` is the default protocol of `socket` and of inherited sockets; the
+/// explicit `uwsgi-socket`/`http-socket` keep theirs.
+#[test]
+fn protocol_sets_the_default_of_socket_and_inherited_sockets() {
+    let s = settings(&[
+        "--socket",
+        ":1",
+        "--uwsgi-socket",
+        ":2",
+        "--http-socket",
+        ":3",
+        "--protocol",
+        "http",
+    ]);
+    let p: Vec<Protocol> = s.master.listeners.iter().map(|l| l.protocol).collect();
+    assert_eq!(p, [Protocol::Http, Protocol::Uwsgi, Protocol::Http]);
+    assert_eq!(s.master.inherited_protocol, Protocol::Http);
+    let s = settings(&["--socket", ":1"]);
+    assert_eq!(s.master.listeners[0].protocol, Protocol::Uwsgi);
+    assert_eq!(s.master.inherited_protocol, Protocol::Uwsgi);
+    assert!(errors(&["--protocol", "fastcgi"])
+        .iter()
+        .any(|e| e.contains("expected uwsgi or http")));
+}
