@@ -532,6 +532,13 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
                 original: v.to_string(),
             });
         }
+        "protocol" => {
+            m.inherited_protocol = match v.trim() {
+                "http" => Protocol::Http,
+                "uwsgi" => Protocol::Uwsgi,
+                _ => return Err("expected uwsgi or http".into()),
+            }
+        }
         "listen" => m.listen = Some(at_least_one(v)?),
         "chmod-socket" => m.chmod_socket = Some(parse_socket_mode(v, bare)?),
         "chown-socket" => {
@@ -841,6 +848,12 @@ fn finish(s: &mut Settings, cx: &mut Cx, errors: &mut Vec<ConfigError>) {
                 ),
             ));
         }
+    }
+    // `protocol` is the default protocol of `socket` (uWSGI: `uwsgi-socket`/`http-socket` name
+    // theirs explicitly) and of inherited sockets.
+    let default_protocol = m.inherited_protocol;
+    for l in m.listeners.iter_mut().filter(|l| l.option == "socket") {
+        l.protocol = default_protocol;
     }
     // A vassal (§7.3): `daemonize` turns into `logto`; the emperor supervises it.
     if s.emperor_fd.is_some() {

@@ -874,6 +874,7 @@ fn sample(def: &registry::OptDef) -> &'static str {
         "add-header" => "X-A: b",
         "emperor" => "/etc/vassals",
         "umask" => "022",
+        "protocol" => "http",
         _ => match def.kind {
             Kind::Bool => "true",
             Kind::Int => "2",
@@ -1210,4 +1211,29 @@ fn static_expires_regex_is_validated_at_config_time() {
             ),
         ]
     );
+}
+
+/// `protocol = http` is the default protocol of `socket` and of inherited sockets; the
+/// explicit `uwsgi-socket`/`http-socket` keep theirs.
+#[test]
+fn protocol_sets_the_default_of_socket_and_inherited_sockets() {
+    let s = settings(&[
+        "--socket",
+        ":1",
+        "--uwsgi-socket",
+        ":2",
+        "--http-socket",
+        ":3",
+        "--protocol",
+        "http",
+    ]);
+    let p: Vec<Protocol> = s.master.listeners.iter().map(|l| l.protocol).collect();
+    assert_eq!(p, [Protocol::Http, Protocol::Uwsgi, Protocol::Http]);
+    assert_eq!(s.master.inherited_protocol, Protocol::Http);
+    let s = settings(&["--socket", ":1"]);
+    assert_eq!(s.master.listeners[0].protocol, Protocol::Uwsgi);
+    assert_eq!(s.master.inherited_protocol, Protocol::Uwsgi);
+    assert!(errors(&["--protocol", "fastcgi"])
+        .iter()
+        .any(|e| e.contains("expected uwsgi or http")));
 }

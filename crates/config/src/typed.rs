@@ -33,6 +33,13 @@ pub enum Protocol {
     Uwsgi,
 }
 
+impl Protocol {
+    /// The default protocol (serde default for `inherited_protocol`).
+    pub fn uwsgi() -> Protocol {
+        Protocol::Uwsgi
+    }
+}
+
 /// One listening socket the master binds (or adopts) and hands to every worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerSpec {
@@ -200,6 +207,10 @@ pub struct MasterConfig {
     pub chmod_socket: Option<u32>,
     /// `chown-socket = user[:group]` as written.
     pub chown_socket: Option<String>,
+    /// `protocol`: what inherited sockets (a listening fd 0 from an on-demand emperor,
+    /// systemd's) speak when no configured socket claims them (uWSGI: default uwsgi).
+    #[serde(default = "Protocol::uwsgi")]
+    pub inherited_protocol: Protocol,
     pub vacuum: bool,
     pub reuse_port: bool,
     /// `uid` / `gid`: name or number as written.
@@ -425,6 +436,7 @@ impl Default for MasterConfig {
             listen: None,
             chmod_socket: None,
             chown_socket: None,
+            inherited_protocol: Protocol::Uwsgi,
             vacuum: false,
             reuse_port: false,
             uid: None,

@@ -38,9 +38,11 @@ enum Ctl {
     Kill,
 }
 
-/// What a process task reports.
+/// What a process task (or an on-demand socket watcher) reports.
 #[derive(Debug)]
 enum ChildKind {
+    /// A connection is waiting on the on-demand socket.
+    Activate,
     Byte(u8),
     PipeClosed,
     Exited(String),
@@ -76,6 +78,21 @@ struct Entry {
     /// Reload bytes sent, and when the last one was (for latency measurements).
     reloads: u64,
     last_reload: Option<SystemTime>,
+    /// The on-demand socket the emperor holds for this vassal (decided when first added).
+    od: Option<OnDemandSocket>,
+    od_decided: bool,
+    /// Dropping it stops the task watching the on-demand socket.
+    watch_cancel: Option<oneshot::Sender<()>>,
+}
+
+/// A listening socket bound by the emperor for an on-demand vassal (uWSGI §7.10).
+struct OnDemandSocket {
+    /// The name as configured (stats `on_demand`).
+    name: String,
+    addr: BindAddr,
+    fd: std::os::fd::OwnedFd,
+    /// Unix path and inode, to unlink it (only if still ours) when the vassal goes away.
+    unix_inode: Option<(PathBuf, u64, u64)>,
 }
 
 impl Entry {
@@ -98,6 +115,9 @@ impl Entry {
             last_attempt: None,
             reloads: 0,
             last_reload: None,
+            od: None,
+            od_decided: false,
+            watch_cancel: None,
         }
     }
     fn blocked(&self) -> Option<&String> {
@@ -128,6 +148,7 @@ pub struct Emperor {
     tyrant_nofollow: bool,
     freq: Duration,
     validate_env: Vec<(String, String)>,
+    on_demand: OnDemandConfig,
     vassals: BTreeMap<PathBuf, Entry>,
     next_instance: u64,
     child_tx: mpsc::UnboundedSender<ChildMsg>,
@@ -145,6 +166,119 @@ pub struct Emperor {
     start_inst: Instant,
     start_sys: SystemTime,
     cwd: PathBuf,
+    /// The emperor's own `uid`/`gid`, applied once the stats socket is bound.
+    identity: Option<liege_sys::creds::Identity>,
+}
+
+/// How on-demand socket names are found (`emperor-on-demand-*`), and the backlog.
+#[derive(Debug, Clone, Default)]
+struct OnDemandConfig {
+    extension: Option<String>,
+    directory: Option<PathBuf>,
+    exec: Option<String>,
+    backlog: u32,
+}
+
+impl OnDemandConfig {
+    fn enabled(&self) -> bool {
+        self.extension.is_some() || self.directory.is_some() || self.exec.is_some()
+    }
+
+    /// The socket name for the vassal file `path`, if it is on demand (uWSGI §7.10):
+    /// extension, then directory, then exec.
+    fn name_for(&self, path: &Path) -> Result<Option<String>, String> {
+        if let Some(ext) = &self.extension {
+            let mut f = path.as_os_str().to_os_string();
+            f.push(ext);
+            let f = PathBuf::from(f);
+            match std::fs::read(&f) {
+                Ok(data) => {
+                    let end = data.iter().position(|b| *b < 32).unwrap_or(data.len());
+                    let name = String::from_utf8_lossy(&data[..end]).trim().to_string();
+                    if !name.is_empty() {
+                        return Ok(Some(name));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot read {}: {e}", f.display())),
+            }
+        }
+        if let Some(dir) = &self.directory {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(Some(
+                dir.join(format!("{stem}.socket")).display().to_string(),
+            ));
+        }
+        if let Some(cmd) = &self.exec {
+            // `sh -c 'CMD "$1"' sh PATH`: the path is one argument whatever it contains.
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("{cmd} \"$1\""))
+                .arg("sh")
+                .arg(path)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| format!("emperor-on-demand-exec {cmd}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if !line.is_empty() {
+                return Ok(Some(line));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Bind an on-demand socket: a name with ':' is TCP, anything else a unix path. The vassal's
+/// own `chmod-socket`/`chown-socket` are applied to a unix socket (uWSGI: always 0666).
+fn bind_on_demand(name: &str, vassal: &Settings, backlog: u32) -> Result<OnDemandSocket, String> {
+    use std::os::fd::AsRawFd;
+    let addr = if name.contains(':') {
+        liege_config::value::parse_addr(name)
+            .map_err(|e| format!("on-demand socket {name}: {e}"))?
+    } else {
+        BindAddr::Unix(PathBuf::from(name))
+    };
+    if let Some(l) = vassal.master.listeners.iter().find(|l| l.addr == addr) {
+        return Err(format!(
+            "the vassal declares its on-demand socket {name} itself ({} = {}); the emperor binds it and hands it over on fd 0: remove that line",
+            l.option, l.original
+        ));
+    }
+    let bound = liege_sys::net::bind(
+        &addr,
+        liege_sys::net::BindOptions {
+            backlog,
+            reuse_port: false,
+        },
+    )
+    .map_err(|e| format!("cannot bind the on-demand socket {name}: {e}"))?;
+    if let BindAddr::Unix(path) = &addr {
+        if let Some(mode) = vassal.master.chmod_socket {
+            liege_sys::net::chmod(path, mode)
+                .map_err(|e| format!("chmod-socket {mode:o} on {name}: {e}"))?;
+        }
+        if let Some(spec) = &vassal.master.chown_socket {
+            let (u, g) = liege_sys::creds::resolve_owner(spec)
+                .map_err(|e| format!("chown-socket {spec}: {e}"))?;
+            liege_sys::net::chown(path, u, g)
+                .map_err(|e| format!("chown-socket {spec} on {name}: {e}"))?;
+        }
+    }
+    tracing::info!(
+        "on-demand socket {name} bound (fd {})",
+        bound.fd.as_raw_fd()
+    );
+    Ok(OnDemandSocket {
+        name: name.to_string(),
+        addr,
+        fd: bound.fd,
+        unix_inode: bound.unix_inode,
+    })
 }
 
 /// FNV-1a, 64 bits: a stable content hash for "config in force vs on disk".
@@ -239,6 +373,12 @@ impl Emperor {
             tyrant_nofollow: cfg.tyrant_nofollow,
             freq: cfg.freq.max(Duration::from_millis(100)),
             validate_env,
+            on_demand: OnDemandConfig {
+                extension: cfg.on_demand_extension.clone(),
+                directory: cfg.on_demand_directory.clone(),
+                exec: cfg.on_demand_exec.clone(),
+                backlog: liege_sys::net::effective_backlog(cfg.listen).0,
+            },
             vassals: BTreeMap::new(),
             next_instance: 1,
             child_tx,
@@ -261,7 +401,14 @@ impl Emperor {
             start_inst: now,
             start_sys: SystemTime::now(),
             cwd,
+            identity: None,
         })
+    }
+
+    /// Run as this identity (`uid`/`gid`, with initgroups) once the stats socket is bound.
+    pub fn drop_privileges_to(mut self, identity: Option<liege_sys::creds::Identity>) -> Self {
+        self.identity = identity;
+        self
     }
 
     fn epoch(&self, t: Option<Instant>) -> i64 {
@@ -342,6 +489,20 @@ impl Emperor {
                     return 1;
                 }
             }
+        }
+
+        // Privileges: after binding the stats socket, before spawning any vassal (vassals
+        // then run as this identity too). chroot is not an emperor option.
+        if let Some(id) = &self.identity {
+            if let Err(e) = liege_sys::creds::chroot_and_drop(None, id) {
+                tracing::error!("emperor uid/gid: {e}");
+                return 1;
+            }
+            tracing::info!(
+                uid = nix::unistd::getuid().as_raw(),
+                gid = nix::unistd::getgid().as_raw(),
+                "emperor privileges dropped"
+            );
         }
 
         let mut watchdog = sd_notify::watchdog_enabled()
@@ -582,10 +743,40 @@ impl Emperor {
             }
             return;
         }
-        let validation = self.validate(path);
+        let mut validation = self.validate(path);
+        // On-demand: the socket name is decided when the vassal is first added (uWSGI), and
+        // a vassal may never declare that socket itself.
+        let mut new_od = None;
+        if let Ok(Some(settings)) = &validation {
+            let entry = self.vassals.get(path).expect("entry");
+            if let Some(od) = &entry.od {
+                if let Some(l) = settings.master.listeners.iter().find(|l| l.addr == od.addr) {
+                    validation = Err(format!(
+                        "the vassal declares its on-demand socket {} itself ({} = {}); the emperor binds it and hands it over on fd 0: remove that line",
+                        od.name, l.option, l.original
+                    ));
+                }
+            } else if !entry.od_decided && self.on_demand.enabled() {
+                match self.on_demand.name_for(path) {
+                    Ok(None) => new_od = Some(None),
+                    Ok(Some(name)) => {
+                        match bind_on_demand(&name, settings, self.on_demand.backlog) {
+                            Ok(sock) => new_od = Some(Some(sock)),
+                            Err(e) => validation = Err(e),
+                        }
+                    }
+                    Err(e) => validation = Err(e),
+                }
+            }
+        }
         let tyrant = self.tyrant;
         let tyrant_nofollow = self.tyrant_nofollow;
         let e = self.vassals.get_mut(path).expect("entry");
+        if let Some(od) = new_od {
+            e.od_decided = true;
+            e.life.on_demand = od.is_some();
+            e.od = od;
+        }
         let first = e.fp.is_none();
         let old_owner = e.owner;
         e.fp = Some(f.fp);
@@ -637,7 +828,7 @@ impl Emperor {
                 self.feed(path, Event::Invalid { reason: msg }, now);
                 return;
             }
-            Ok(()) => {
+            Ok(_) => {
                 if let Some(old) = e.config_error.take() {
                     tracing::info!(vassal = %path.display(), "configuration valid again");
                     if e.life.last_error.as_ref() == Some(&old) {
@@ -684,12 +875,13 @@ impl Emperor {
 
     /// Parse the file exactly as the vassal will (same arguments, its directory as the
     /// working directory), with the code behind `liege --check`.
-    fn validate(&self, path: &Path) -> Result<(), String> {
+    fn validate(&self, path: &Path) -> Result<Option<Box<Settings>>, String> {
         let dir = path.parent().unwrap_or(Path::new("/"));
         let name = path.file_name().map(OsString::from).unwrap_or_default();
         let args = self.launcher.args(path, &name);
         match liege_config::parse_in(&args, &self.validate_env, dir) {
-            Ok(_) => Ok(()),
+            Ok(liege_config::Action::Run(s)) => Ok(Some(s)),
+            Ok(_) => Ok(None),
             Err(errs) => Err(errs
                 .iter()
                 .map(|e| e.to_string())
@@ -864,11 +1056,47 @@ impl Emperor {
                 }
             }
             Action::Remove => {
-                if self.vassals.remove(path).is_some() {
+                if let Some(e) = self.vassals.remove(path) {
                     tracing::info!(vassal = %path.display(), "vassal removed");
+                    if let Some(od) = e.od {
+                        drop(od.fd);
+                        // liege: unlink the socket file (uWSGI left it behind), if still ours.
+                        if let Some((p, dev, ino)) = od.unix_inode {
+                            liege_sys::net::vacuum_unix(&p, dev, ino);
+                        }
+                    }
                 }
             }
+            Action::Watch => self.watch(path),
         }
+    }
+
+    /// Watch an on-demand vassal's socket; a waiting connection feeds `Activated`.
+    fn watch(&mut self, path: &Path) {
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        let Some(e) = self.vassals.get_mut(path) else {
+            return;
+        };
+        let Some(od) = &e.od else { return };
+        let fd = match od.fd.try_clone() {
+            Ok(fd) => fd,
+            Err(err) => {
+                tracing::error!(vassal = %path.display(), "cannot watch the on-demand socket {}: {err}", od.name);
+                return;
+            }
+        };
+        tracing::info!(vassal = %path.display(), socket = %od.name, "on demand: waiting for a connection");
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        e.watch_cancel = Some(cancel_tx);
+        e.instance = instance;
+        tokio::spawn(watch_socket(
+            fd,
+            cancel_rx,
+            self.child_tx.clone(),
+            path.to_path_buf(),
+            instance,
+        ));
     }
 
     fn spawn(&mut self, path: &Path, now: Instant) {
@@ -879,7 +1107,11 @@ impl Emperor {
         };
         e.first_attempt.get_or_insert(now);
         e.last_attempt = Some(now);
-        match self.launcher.spawn(path, e.creds.as_ref()) {
+        e.watch_cancel = None;
+        match self
+            .launcher
+            .spawn(path, e.creds.as_ref(), e.od.as_ref().map(|o| &o.fd))
+        {
             Ok((child, sock)) => {
                 let pid = child.id().map(|p| p as i32).unwrap_or(-1);
                 let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
@@ -919,6 +1151,11 @@ impl Emperor {
             return;
         }
         match msg.kind {
+            ChildKind::Activate => {
+                e.watch_cancel = None;
+                tracing::info!(vassal = %msg.key.display(), "on demand: connection waiting, spawning the vassal");
+                self.feed(&msg.key, Event::Activated, now);
+            }
             ChildKind::Byte(b) => {
                 tracing::debug!(vassal = %msg.key.display(), byte = b, "from vassal");
                 if b == proto::FROM_VASSAL_VOLUNTARY_SHUTDOWN {
@@ -1027,7 +1264,10 @@ impl Emperor {
             };
             vassals.push(VassalStats {
                 id,
-                pid: v.pid.map(i64::from).unwrap_or(0),
+                pid: match v.state {
+                    VassalState::OnDemand => -1,
+                    _ => v.pid.map(i64::from).unwrap_or(0),
+                },
                 born: self.epoch(v.born),
                 last_mod: e.mtime_secs,
                 last_heartbeat: self.epoch(v.last_heartbeat),
@@ -1044,7 +1284,7 @@ impl Emperor {
                     _ => 0,
                 },
                 zerg: 0,
-                on_demand: String::new(),
+                on_demand: e.od.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
                 uid,
                 gid,
                 monitor: self.monitors[e.monitor].spec.clone(),
@@ -1081,6 +1321,37 @@ impl Emperor {
             throttle_level: 0,
             vassals,
             blacklist,
+        }
+    }
+}
+
+/// The task that waits for a connection on an on-demand socket (never accepting it: the
+/// vassal will). Registering a fresh fd each time reports connections already queued.
+async fn watch_socket(
+    fd: std::os::fd::OwnedFd,
+    cancel: oneshot::Receiver<()>,
+    tx: mpsc::UnboundedSender<ChildMsg>,
+    key: PathBuf,
+    instance: u64,
+) {
+    // SAFETY: `fd` is an OwnedFd moved into the AsyncFd: it stays open, and is the same
+    // descriptor, until the AsyncFd is dropped at the end of this function.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    };
+    let afd = match registered {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(vassal = %key.display(), "cannot watch the on-demand socket: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = cancel => {}
+        r = afd.readable() => {
+            if r.is_ok() {
+                let _ = tx.send(ChildMsg { key, instance, kind: ChildKind::Activate });
+            }
         }
     }
 }

@@ -18,6 +18,9 @@
 //! * **Processes.** Vassals are fork+exec'd from the main thread (see [`spawn`]), each owned
 //!   by a small task that forwards its pipe bytes (uWSGI's single-byte protocol) and its exit.
 //!   `PR_SET_PDEATHSIG(SIGKILL)` in every vassal: when the emperor dies, they die.
+//! * **On demand** (`emperor-on-demand-*`): the emperor binds the vassal's socket, watches it
+//!   (never accepting) and spawns the vassal with it on fd 0 at the first connection; after
+//!   byte 22 (die-on-idle) it watches the same socket again (state `OnDemand`).
 //! * **Observability.** `emperor-stats` serves uWSGI's emperor stats JSON plus liege's fields
 //!   ([`stats`]); systemd gets READY/RELOADING/STOPPING/STATUS/WATCHDOG.
 //!
@@ -42,22 +45,45 @@ pub fn run(settings: Settings) -> i32 {
         tracing::error!("no emperor configuration");
         return 1;
     };
-    for (set, what) in [
-        (
-            cfg.on_demand_extension.is_some(),
-            "emperor-on-demand-extension",
-        ),
-        (
-            cfg.on_demand_directory.is_some(),
-            "emperor-on-demand-directory",
-        ),
-        (cfg.on_demand_exec.is_some(), "emperor-on-demand-exec"),
-        (cfg.logto.is_some(), "emperor logto"),
-        (cfg.daemonize.is_some(), "emperor daemonize"),
-        (cfg.uid.is_some() || cfg.gid.is_some(), "emperor uid/gid"),
-    ] {
-        if set {
-            tracing::warn!("{what} is not implemented yet in liege's emperor: ignored");
+    // The emperor's own identity: resolved now (the user database is readable), applied
+    // after the stats socket is bound and before any vassal is spawned.
+    let identity = if cfg.uid.is_some() || cfg.gid.is_some() {
+        match liege_sys::creds::Identity::resolve(cfg.uid.as_deref(), cfg.gid.as_deref(), false) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!("emperor uid/gid: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    if cfg.tyrant {
+        if let Some(u) = identity.as_ref().and_then(|id| id.uid.as_ref()) {
+            if u.uid != 0 {
+                tracing::error!(
+                    "emperor-tyrant needs the emperor to stay root (it starts each vassal as its file's owner), but uid = {} would drop it to uid {}: remove uid/gid or emperor-tyrant",
+                    cfg.uid.as_deref().unwrap_or(""),
+                    u.uid
+                );
+                return 1;
+            }
+        }
+    }
+    // Logs: `daemonize` detaches and logs to its file, `logto` appends to its file. Vassals
+    // inherit stdout/stderr, so their logs go there too. (Single-threaded here.)
+    if let Some(d) = &cfg.daemonize {
+        if let Err(e) = liege_sys::logfile::daemonize(d) {
+            tracing::error!("daemonize {}: {e}", d.display());
+            return 1;
+        }
+    } else if let Some(l) = &cfg.logto {
+        match liege_sys::logfile::open(l).and_then(|f| liege_sys::logfile::redirect_stdio(&f)) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!("logto {}: {e}", l.display());
+                return 1;
+            }
         }
     }
     let pidfile = cfg.pidfile.clone();
@@ -68,7 +94,7 @@ pub fn run(settings: Settings) -> i32 {
         }
     }
     let emperor = match emperor::Emperor::new(&settings) {
-        Ok(e) => e,
+        Ok(e) => e.drop_privileges_to(identity),
         Err(e) => {
             tracing::error!("{e}");
             return 1;

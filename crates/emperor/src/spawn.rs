@@ -113,6 +113,7 @@ impl Launcher {
         &self,
         file: &Path,
         creds: Option<&Credentials>,
+        on_demand: Option<&OwnedFd>,
     ) -> std::io::Result<(tokio::process::Child, UnixStream)> {
         let dir = file.parent().unwrap_or(Path::new("/"));
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
@@ -125,8 +126,12 @@ impl Launcher {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(EMPEROR_FD_ENV, fd.to_string())
-            .stdin(std::process::Stdio::null())
             .kill_on_drop(false);
+        // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
+        match on_demand {
+            Some(fd) => cmd.stdin(std::process::Stdio::from(fd.try_clone()?)),
+            None => cmd.stdin(std::process::Stdio::null()),
+        };
         let parent = std::process::id() as libc::pid_t;
         let creds = creds.cloned();
         let groups: Vec<libc::gid_t> = creds.as_ref().map(|c| c.groups.clone()).unwrap_or_default();

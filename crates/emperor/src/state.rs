@@ -25,6 +25,9 @@ pub enum VassalState {
     Throttled { until: Instant },
     /// Cannot run until its file changes (invalid configuration, refused by tyrant mode).
     Failed { reason: String },
+    /// On-demand vassal with no process: the emperor holds its listening socket and waits
+    /// for the first connection (uWSGI §7.10).
+    OnDemand,
 }
 
 impl VassalState {
@@ -37,6 +40,7 @@ impl VassalState {
             VassalState::Stopping { .. } => "stopping",
             VassalState::Throttled { .. } => "throttled",
             VassalState::Failed { .. } => "failed",
+            VassalState::OnDemand => "on-demand",
         }
     }
 
@@ -92,6 +96,8 @@ pub enum Event {
     Invalid { reason: String },
     /// Time passed (throttle expiry, kill deadlines, heartbeat).
     Tick,
+    /// A connection is waiting on the on-demand socket: spawn the vassal now.
+    Activated,
 }
 
 /// What the event loop must do for a vassal after a transition.
@@ -105,6 +111,8 @@ pub enum Action {
     Kill,
     /// Forget this vassal entirely.
     Remove,
+    /// Watch the on-demand socket for a connection (then feed back `Activated`).
+    Watch,
 }
 
 /// Timing policy (from `EmperorConfig`).
@@ -164,6 +172,8 @@ pub struct Vassal {
     voluntary: bool,
     /// Why we SIGKILLed a running process (missing heartbeat), for its exit's error.
     killed_for: Option<String>,
+    /// The emperor holds a listening socket for it: "start" means wait for a connection.
+    pub on_demand: bool,
 }
 
 impl Vassal {
@@ -189,6 +199,7 @@ impl Vassal {
             ready_since: None,
             voluntary: false,
             killed_for: None,
+            on_demand: false,
         }
     }
 
@@ -219,7 +230,18 @@ impl Vassal {
         }
     }
 
+    /// Start: spawn now, or (on-demand) wait for the first connection on the socket.
     fn start(&mut self, now: Instant) -> Vec<Action> {
+        if self.on_demand {
+            self.state = VassalState::OnDemand;
+            self.voluntary = false;
+            self.killed_for = None;
+            return vec![Action::Watch];
+        }
+        self.spawn_now(now)
+    }
+
+    fn spawn_now(&mut self, now: Instant) -> Vec<Action> {
         self.state = VassalState::Starting { since: now };
         self.loyal = None;
         self.ready = None;
@@ -283,7 +305,10 @@ impl Vassal {
                         // exists, so it comes back (here: at once, without a failure mark).
                         self.voluntary = true;
                         if self.state.has_process() && !matches!(self.state, S::Stopping { .. }) {
-                            self.stop(now, policy, AfterStop::Restart, false)
+                            // On demand: a graceful stop (byte 2; uWSGI sends 0), so that a
+                            // connection a worker accepted at that very moment is answered.
+                            let graceful = self.on_demand;
+                            self.stop(now, policy, AfterStop::Restart, graceful)
                         } else {
                             vec![]
                         }
@@ -345,6 +370,12 @@ impl Vassal {
                     vec![]
                 }
                 S::Throttled { .. } | S::Failed { .. } => self.start(now),
+                // Not running: the new file is used at the next activation (uWSGI too).
+                S::OnDemand => vec![],
+            },
+            Event::Activated => match self.state {
+                S::OnDemand => self.spawn_now(now),
+                _ => vec![],
             },
             Event::Stop { then, graceful } => {
                 if self.state.has_process() {
@@ -753,6 +784,65 @@ mod tests {
         let t = Instant::now();
         let mut v = started(t);
         v.transition(Event::Exited { how: "x".into() }, t, &pol, 0.0);
+        assert_eq!(
+            v.transition(
+                Event::Stop {
+                    then: AfterStop::Remove,
+                    graceful: true
+                },
+                t,
+                &pol,
+                0.0
+            ),
+            vec![Action::Remove]
+        );
+    }
+
+    #[test]
+    fn on_demand_waits_spawns_on_activation_and_goes_back_after_idle() {
+        let pol = p();
+        let t = Instant::now();
+        let mut v = Vassal::new();
+        v.on_demand = true;
+        assert_eq!(
+            v.transition(Event::Reload, t, &pol, 0.0),
+            vec![Action::Watch]
+        );
+        assert_eq!(v.state, VassalState::OnDemand);
+        assert!(!v.state.has_process());
+        // A file change while waiting does nothing (used at the next activation).
+        assert!(v.transition(Event::Reload, t, &pol, 0.0).is_empty());
+        assert_eq!(
+            v.transition(Event::Activated, t, &pol, 0.0),
+            vec![Action::Spawn]
+        );
+        v.transition(Event::Spawned { pid: 7 }, t, &pol, 0.0);
+        v.transition(Event::Byte(proto::FROM_VASSAL_ACCEPTING), t, &pol, 0.0);
+        let a = v.transition(
+            Event::Byte(proto::FROM_VASSAL_VOLUNTARY_SHUTDOWN),
+            t,
+            &pol,
+            0.0,
+        );
+        assert_eq!(a, vec![Action::Send(proto::TO_VASSAL_GRACEFUL_STOP)]);
+        assert_eq!(
+            v.transition(Event::Exited { how: "x".into() }, t, &pol, 0.0),
+            vec![Action::Watch]
+        );
+        assert_eq!(v.state, VassalState::OnDemand);
+        assert_eq!(v.attempts, 0);
+        // A crash: throttled, then back to waiting (the socket is kept).
+        v.transition(Event::Activated, t, &pol, 0.0);
+        v.transition(Event::Spawned { pid: 8 }, t, &pol, 0.0);
+        v.transition(Event::Exited { how: "x".into() }, t, &pol, 1.0);
+        let VassalState::Throttled { until } = v.state else {
+            panic!()
+        };
+        assert_eq!(
+            v.transition(Event::Tick, until, &pol, 0.0),
+            vec![Action::Watch]
+        );
+        // Removal while waiting: forgotten at once.
         assert_eq!(
             v.transition(
                 Event::Stop {

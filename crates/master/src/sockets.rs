@@ -154,11 +154,19 @@ impl Sockets {
             });
         }
         for (bound, name) in inherited.fds {
-            tracing::info!("serving inherited socket {name} ({}) as uwsgi", bound.local);
+            let protocol = cfg.inherited_protocol;
+            tracing::info!(
+                "serving inherited socket {name} ({}) as {}",
+                bound.local,
+                match protocol {
+                    Protocol::Http => "http",
+                    Protocol::Uwsgi => "uwsgi",
+                }
+            );
             listeners.push(Listener {
                 spec: ListenerSpec {
                     addr: net::local_addr(bound.fd.as_raw_fd()).unwrap_or(BindAddr::Fd(-1)),
-                    protocol: Protocol::Uwsgi,
+                    protocol,
                     option: "inherited".into(),
                     original: name,
                 },
