@@ -86,6 +86,12 @@ pub enum Notice {
     },
     /// Every worker is gone after a stop.
     Stopped,
+    /// A worker of the first generation exited before any worker was ever ready (the app
+    /// cannot boot at all).
+    FirstBootFailed {
+        id: u32,
+        exit: Exit,
+    },
 }
 
 /// The kinds of reload (see docs/signals.md).
@@ -108,6 +114,8 @@ pub struct Supervisor {
     ever_ready: bool,
     next_generation: u64,
     notices: Vec<Notice>,
+    /// `cheap`: no worker is kept alive; the master waits for a connection (see docs/cheap.md).
+    cheap: bool,
 }
 
 fn unix_now() -> u64 {
@@ -128,7 +136,42 @@ impl Supervisor {
             ever_ready: false,
             next_generation: 1,
             notices: Vec::new(),
+            cheap: false,
         }
+    }
+
+    /// True while the master keeps no worker alive and waits for a first connection.
+    pub fn is_cheap(&self) -> bool {
+        self.cheap
+    }
+
+    /// Start in (or go back to) cheap mode: serving workers are stopped gracefully (they finish
+    /// what they hold; connections not yet accepted wait in the listen queue) and no worker is
+    /// started until [`Supervisor::wake`].
+    pub fn go_cheap(&mut self, now: Instant, children: &mut dyn Children) {
+        if !matches!(self.phase, Phase::Running) || self.cheap {
+            return;
+        }
+        self.cheap = true;
+        let mercy = self.mercy();
+        let pids: Vec<(i32, bool)> = self
+            .workers
+            .iter()
+            .filter(|w| w.state.is_serving())
+            .map(|w| (w.pid, matches!(w.state, WorkerState::Ready { .. })))
+            .collect();
+        for (pid, ready) in pids {
+            if ready {
+                self.graceful_stop_worker(pid, now, mercy, children);
+            } else {
+                self.stop_worker(pid, now, children);
+            }
+        }
+    }
+
+    /// Leave cheap mode: the next tick starts every worker.
+    pub fn wake(&mut self) {
+        self.cheap = false;
     }
 
     pub fn active_generation(&self) -> u64 {
@@ -276,6 +319,10 @@ impl Supervisor {
                 return;
             }
         }
+        if boot_failure && !expected && !self.ever_ready {
+            self.notices
+                .push(Notice::FirstBootFailed { id: w.id, exit });
+        }
         if boot_failure && !expected {
             let slot = self.slots.entry(w.id).or_default();
             slot.failures += 1;
@@ -343,6 +390,15 @@ impl Supervisor {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
+        if self.cheap {
+            // Nothing to replace: the next workers started are of the new generation.
+            tracing::info!("reload while cheap: generation {generation} is used from now on");
+            self.generations.insert(generation, cfg);
+            self.active = generation;
+            self.notices.push(Notice::ReloadDone { generation });
+            self.gc_generations();
+            return;
+        }
         let batch = match kind {
             ReloadKind::Chain => 1,
             _ => cfg.reload_batch.max(1),
@@ -549,6 +605,11 @@ impl Supervisor {
             for slot in to_start {
                 self.start(slot, g, now, children);
             }
+        }
+
+        if self.cheap && matches!(self.phase, Phase::Running) {
+            // cheap: no worker until the master sees a connection.
+            return wake;
         }
 
         // max-worker-lifetime: start a replacement for an old worker; it is drained when the
