@@ -475,21 +475,27 @@ fn booleans_in_ini_and_cli() {
 }
 
 #[test]
-fn cheaper_is_not_implemented_yet() {
-    // The master does not adapt the worker count yet: using a cheaper option is an error
-    // rather than a silently ignored setting.
-    for opt in [
-        "cheaper = 2",
-        "cheaper-initial = 4",
-        "cheaper-step = 2",
-        "cheaper-overload = 3",
-        "cheaper-algo = spare",
-    ] {
-        let e = ini_errors(&format!("[uwsgi]\nprocesses = 8\n{opt}\n"));
-        assert!(
-            e.iter().any(|e| e.contains("not implemented yet")),
-            "{opt}: {e:?}"
-        );
+fn cheaper_validation() {
+    let s = ini_settings("[uwsgi]\nprocesses = 8\ncheaper = 2\ncheaper-initial = 4\ncheaper-step = 2\ncheaper-algo = spare\n");
+    assert_eq!(
+        (
+            s.master.cheaper,
+            s.master.cheaper_initial,
+            s.master.cheaper_step
+        ),
+        (2, Some(4), 2)
+    );
+    let e = ini_errors("[uwsgi]\nprocesses = 2\ncheaper = 2\n");
+    assert!(
+        e[0].contains("cheaper") && e[0].contains("lower than processes"),
+        "{e:?}"
+    );
+    // Only the `spare` algorithm is implemented; the others are refused, not ignored.
+    for algo in ["backlog", "manual"] {
+        let e = ini_errors(&format!(
+            "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-algo = {algo}\n"
+        ));
+        assert!(e[0].contains("not implemented yet"), "{e:?}");
     }
 }
 
@@ -893,7 +899,6 @@ fn sample(def: &registry::OptDef) -> &'static str {
 fn every_option_accepts_a_valid_value() {
     for def in registry::OPTIONS {
         if def.group == registry::Group::Commands
-            || !def.implemented
             || ["ini", "include", "inherit"].contains(&def.name)
             || crate::logic::is_opener(def.name)
             || crate::logic::is_end(def.name)
@@ -936,8 +941,7 @@ fn every_numeric_option_rejects_garbage() {
         if !matches!(
             def.kind,
             Kind::Int | Kind::Size | Kind::Duration | Kind::Mode
-        ) || !def.implemented
-        {
+        ) {
             continue;
         }
         let e = ini_errors(&format!("[uwsgi]\n{} = not-a-number\n", def.name));
@@ -1175,7 +1179,6 @@ fn documented_defaults_are_the_typed_defaults() {
     for def in registry::OPTIONS {
         // `None` stands for these defaults in the typed structs.
         if def.default.is_empty()
-            || !def.implemented
             || def.group == registry::Group::Commands
             || ["callable", "cheaper-algo", "strict"].contains(&def.name)
         {

@@ -132,6 +132,13 @@ fn generation_of(cfg: &MasterConfig) -> Generation {
         reload_batch: cfg.reload_batch.max(1),
         mercy: cfg.worker_reload_mercy,
         max_lifetime: cfg.max_worker_lifetime,
+        // `cheaper-algo` can only be `spare` (the config layer refuses the others).
+        cheaper: (cfg.cheaper > 0).then(|| crate::supervisor::Cheaper {
+            min: cfg.cheaper,
+            initial: cfg.cheaper_initial.unwrap_or(cfg.cheaper).max(cfg.cheaper),
+            step: cfg.cheaper_step.max(1),
+            overload: cfg.cheaper_overload.max(1),
+        }),
     }
 }
 
@@ -715,6 +722,7 @@ impl Master {
             l.check_size();
         }
         self.check_idle(now);
+        self.sup.cheaper_check(now, &mut self.children);
         self.daemons.tick(now);
         if !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped) {
             self.cron.tick(now, crate::daemons::local_fields());
@@ -729,11 +737,9 @@ impl Master {
         let Some(idle) = self.cfg.idle else {
             return;
         };
-        let busy = self
-            .sup
-            .workers
-            .iter()
-            .any(|w| w.busy || w.stats.in_request > 0);
+        // `busy` follows the workers' Busy/Idle messages; a Stats snapshot's `in_request` can
+        // be stale (taken between a request's count and its end, then never re-sent).
+        let busy = self.sup.workers.iter().any(|w| w.busy);
         if !matches!(self.sup.phase, Phase::Running)
             || busy
             || (self.sup.is_cheap() && !self.cfg.die_on_idle)

@@ -157,16 +157,17 @@ pub fn render(
         .collect();
     let mut wks: Vec<Wk> = wks;
     // cheap: slots with no serving worker show as "cheap" (uWSGI's status for cheaped workers).
-    if sup.is_cheap() {
+    {
         let processes = sup
             .generation(sup.active_generation())
             .map(|g| g.processes.max(1))
             .unwrap_or(1);
         for id in 1..=processes {
-            if sup
-                .workers
-                .iter()
-                .any(|w| w.id == id && w.state.is_serving())
+            if !(sup.is_cheap() || sup.is_cheaped(id))
+                || sup
+                    .workers
+                    .iter()
+                    .any(|w| w.id == id && w.state.is_serving())
             {
                 continue;
             }

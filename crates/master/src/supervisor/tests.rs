@@ -37,6 +37,7 @@ fn gen(processes: u32) -> Generation {
         reload_batch: 1,
         mercy: Duration::from_secs(60),
         max_lifetime: None,
+        cheaper: None,
     }
 }
 
@@ -377,4 +378,54 @@ fn first_generation_boot_failure_is_noticed_once_before_any_ready() {
         .take_notices()
         .iter()
         .any(|n| matches!(n, Notice::FirstBootFailed { .. })));
+}
+
+#[test]
+fn cheaper_spare_grows_on_overload_and_shrinks_when_idle() {
+    let mut f = Fake::default();
+    let mut g = gen(3);
+    g.cheaper = Some(Cheaper {
+        min: 1,
+        initial: 1,
+        step: 1,
+        overload: 2,
+    });
+    let mut s = Supervisor::new(g);
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 1, "cheaper-initial workers only");
+    assert!(s.is_cheaped(2) && s.is_cheaped(3));
+    s.on_ready(101, t, &mut f);
+    s.on_busy(101, Some(Duration::ZERO), t);
+    for _ in 0..2 {
+        s.cheaper_check(t, &mut f);
+        s.tick(t, &mut f);
+    }
+    assert_eq!(
+        f.spawned.len(),
+        1,
+        "not before more than cheaper-overload checks"
+    );
+    s.cheaper_check(t, &mut f);
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2);
+    assert_eq!(f.spawned[1].1, 2);
+    // Booting workers are waited for.
+    s.cheaper_check(t, &mut f);
+    s.on_ready(102, t, &mut f);
+    // Both idle: after cheaper-overload checks the oldest idle one is drained.
+    s.on_busy(101, None, t);
+    s.cheaper_check(t, &mut f);
+    assert!(f.sent.is_empty());
+    s.cheaper_check(t, &mut f);
+    assert_eq!(f.sent, vec![(101, ToWorker::GracefulStop)]);
+    assert!(s.is_cheaped(1));
+    s.on_exit(101, Exit::Code(0), t, &mut f);
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2, "a cheaped slot is not respawned");
+    // Never below `cheaper`.
+    for _ in 0..10 {
+        s.cheaper_check(t, &mut f);
+    }
+    assert_eq!(f.sent.len(), 1);
 }
