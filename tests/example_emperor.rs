@@ -93,7 +93,7 @@ fn emperor_runs_the_bundled_examples() {
     let json: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
     assert_eq!(json["size"], 100_000);
 
-    // admin.ini: cheap, so the first connection starts its worker.
+    // admin.ini: `cheap` + `idle` (accepted; liege starts its worker at once for now).
     let admin_addr = format!("127.0.0.1:{admin_port}");
     let r = wait_http(&admin_addr, "/", 200, Duration::from_secs(20));
     assert!(r.text().contains("<h1>admin</h1>"), "{}", r.text());

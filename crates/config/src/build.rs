@@ -637,6 +637,8 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
             // Split at the first space: the regex cannot contain spaces (as in uWSGI).
             let (re, secs) = v.split_once(' ').ok_or("expected REGEX SECONDS")?;
             let secs = parse_u64(secs).map_err(|e| format!("SECONDS: {e}"))?;
+            // Compiled again by the worker; an invalid pattern is a config-time error here.
+            regex::Regex::new(re).map_err(|e| format!("invalid regex `{re}`: {e}"))?;
             w.statics
                 .expires
                 .push((def.name.to_string(), re.to_string(), secs));

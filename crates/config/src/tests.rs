@@ -1194,3 +1194,27 @@ fn documented_defaults_are_the_typed_defaults() {
         assert_eq!(s, expected, "{} = {}", def.name, def.default);
     }
 }
+
+#[test]
+fn static_expires_regex_is_validated_at_config_time() {
+    let errs = ini_errors("[uwsgi]\nstatic-map = /s=/d\nstatic-expires-uri = /static/(build 60\n");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = &errs[0];
+    assert!(e.contains("static-expires-uri"), "{e}");
+    assert!(e.contains("app.ini line 3"), "{e}");
+    assert!(e.contains("invalid regex"), "{e}");
+    let s = ini_settings(
+        "[uwsgi]\nstatic-expires = \\.css$ 60\nstatic-expires-type-mtime = image/png=3600\n",
+    );
+    assert_eq!(
+        s.master.worker.statics.expires,
+        vec![
+            ("static-expires".to_string(), "\\.css$".to_string(), 60),
+            (
+                "static-expires-type-mtime".to_string(),
+                "image/png".to_string(),
+                3600
+            ),
+        ]
+    );
+}

@@ -113,25 +113,29 @@ pub async fn preread_http(
     })
 }
 
-/// Turn a file body into a stream of chunks read on the blocking pool.
+/// Block size for files sent over HTTP (static files, `wsgi.file_wrapper`).
+const FILE_BLOCK: u64 = 256 * 1024;
+
+/// Turn a file body into a stream of chunks read on the blocking pool. At most two blocks
+/// wait in the channel, so a slow client pins about 512 KiB plus hyper's buffer.
 pub fn file_stream(f: FileBody) -> mpsc::Receiver<RespChunk> {
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
         let mut off = f.offset;
         let mut left = f.len.unwrap_or(u64::MAX);
-        let mut buf = vec![0u8; 64 * 1024];
         while left > 0 {
-            let want = (buf.len() as u64).min(left) as usize;
-            match f.file.read_at(&mut buf[..want], off) {
+            // Read straight into the chunk handed to hyper (no copy); hyper queues it for
+            // writev as is.
+            let want = FILE_BLOCK.min(left) as usize;
+            let mut buf = vec![0u8; want];
+            match f.file.read_at(&mut buf, off) {
                 Ok(0) => break,
                 Ok(n) => {
                     off += n as u64;
                     left -= n as u64;
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                         return;
                     }
                 }

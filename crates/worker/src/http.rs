@@ -229,14 +229,19 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: Arc<Ctx>) -> Respo
     }
     if let Some(st) = &ctx.statics {
         let path = liege_wsgi::handler::decode_path(parts.uri.path().as_bytes());
-        let answer = st.lookup(
-            parts.method.as_str().as_bytes(),
-            &path,
-            parts
+        let answer = st.lookup(&crate::statics::Request {
+            method: parts.method.as_str().as_bytes(),
+            path_info: &path,
+            request_uri: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().as_bytes())
+                .unwrap_or_default(),
+            if_modified_since: parts
                 .headers
                 .get(http::header::IF_MODIFIED_SINCE)
                 .map(|v| v.as_bytes()),
-        );
+        });
         if let Some(a) = answer {
             let is_head = parts.method == http::Method::HEAD;
             return respond(crate::statics::into_head(a, is_head), ctx, start, log);

@@ -19,6 +19,7 @@
 //! `GracefulStop`, control EOF: stop accepting, finish in-flight requests) → exit 0.
 //! SIGINT, SIGQUIT and `Stop` exit at once.
 
+mod acceptor;
 mod body;
 mod control;
 mod ctx;
@@ -34,8 +35,7 @@ use liege_config::{InheritedListener, Protocol, WorkerBoot};
 use liege_protocol::control::{FromWorker, ToWorker};
 use liege_wsgi::types::ConnInfo;
 use queue::JobQueue;
-use std::os::fd::FromRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -301,31 +301,20 @@ fn io_thread(
     code
 }
 
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+/// An inherited listening socket, served through an accept thread ([`acceptor`]).
+struct Listener {
+    fd: std::os::fd::RawFd,
+    unix: bool,
+    name: String,
 }
 
 fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
-    // The fd stays ours: processes the app spawns must not inherit the listening socket.
-    // SAFETY: the fd is open (inherited) for the duration of this call.
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(l.fd) };
-    nix::fcntl::fcntl(
-        borrowed,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )?;
-    if l.unix {
-        // SAFETY: the master passed this fd to us in WorkerBoot as a listening socket; we
-        // are its only owner in this process.
-        let std_l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(l.fd) };
-        std_l.set_nonblocking(true)?;
-        Ok(Listener::Unix(tokio::net::UnixListener::from_std(std_l)?))
-    } else {
-        // SAFETY: as above, a listening TCP socket owned by this process alone.
-        let std_l = unsafe { std::net::TcpListener::from_raw_fd(l.fd) };
-        std_l.set_nonblocking(true)?;
-        Ok(Listener::Tcp(tokio::net::TcpListener::from_std(std_l)?))
-    }
+    acceptor::prepare(l.fd)?;
+    Ok(Listener {
+        fd: l.fd,
+        unix: l.unix,
+        name: l.name.clone(),
+    })
 }
 
 async fn io_main(
@@ -489,16 +478,32 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if let Err(e) = acceptor::spawn(l.fd, &l.name, stop.clone(), tx) {
+        tracing::error!("cannot start the accept thread for {}: {e}", l.name);
+        return;
+    }
+    let mut stopping = *shutdown.borrow();
+    stop.store(stopping, Ordering::Release);
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
-            a = accept(&l, &ctx) => a,
+        // After the stop, keep taking what the accept thread already accepted: those
+        // clients are owed an answer. The channel closes when the thread has ended.
+        let fd = tokio::select! {
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                stop.store(true, Ordering::Release);
+                continue;
+            }
+            fd = rx.recv() => match fd {
+                Some(fd) => fd,
+                None => return,
+            },
         };
-        let (stream, conn) = match accepted {
+        let (stream, conn) = match connection(fd, l.unix, &ctx) {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tracing::debug!("accepted connection unusable: {e}");
                 continue;
             }
         };
@@ -523,35 +528,37 @@ enum Stream {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(l: &Listener, ctx: &Ctx) -> std::io::Result<(Stream, ConnInfo)> {
-    match l {
-        Listener::Tcp(l) => {
-            let (s, peer) = l.accept().await?;
-            let _ = s.set_nodelay(true);
-            let local = s.local_addr()?;
-            Ok((
-                Stream::Tcp(s),
-                ConnInfo {
-                    peer: Some(peer),
-                    server_port: local.port(),
-                    local_ip: local.ip().to_string().into(),
-                    trusted: ctx.is_trusted(Some(peer.ip())),
-                    https: false,
-                },
-            ))
-        }
-        Listener::Unix(l) => {
-            let (s, _) = l.accept().await?;
-            Ok((
-                Stream::Unix(s),
-                ConnInfo {
-                    peer: None,
-                    server_port: 80,
-                    local_ip: "localhost".into(),
-                    trusted: ctx.is_trusted(None),
-                    https: false,
-                },
-            ))
-        }
+/// Turn an accepted fd into a tokio stream plus what the environ needs about it.
+fn connection(
+    fd: std::os::fd::OwnedFd,
+    unix: bool,
+    ctx: &Ctx,
+) -> std::io::Result<(Stream, ConnInfo)> {
+    if unix {
+        let s = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
+        return Ok((
+            Stream::Unix(s),
+            ConnInfo {
+                peer: None,
+                server_port: 80,
+                local_ip: "localhost".into(),
+                trusted: ctx.is_trusted(None),
+                https: false,
+            },
+        ));
     }
+    let s = std::net::TcpStream::from(fd);
+    let _ = s.set_nodelay(true);
+    let peer = s.peer_addr()?;
+    let local = s.local_addr()?;
+    Ok((
+        Stream::Tcp(tokio::net::TcpStream::from_std(s)?),
+        ConnInfo {
+            peer: Some(peer),
+            server_port: local.port(),
+            local_ip: local.ip().to_string().into(),
+            trusted: ctx.is_trusted(Some(peer.ip())),
+            https: false,
+        },
+    ))
 }

@@ -223,8 +223,14 @@ pub async fn serve<S: Sock>(
         let method = var(b"REQUEST_METHOD").unwrap_or_default();
         let path = var(b"PATH_INFO").unwrap_or_default();
         let ims = var(b"HTTP_IF_MODIFIED_SINCE");
-        st.lookup(&method, &path, ims.as_deref())
-            .map(|a| (a, &method[..] == b"HEAD"))
+        let uri = var(b"REQUEST_URI").unwrap_or_default();
+        st.lookup(&crate::statics::Request {
+            method: &method,
+            path_info: &path,
+            request_uri: &uri,
+            if_modified_since: ims.as_deref(),
+        })
+        .map(|a| (a, &method[..] == b"HEAD"))
     });
     let head = if let Some((answer, is_head)) = static_answer {
         crate::statics::into_head(answer, is_head)
