@@ -738,10 +738,10 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "cheaper-step" => m.cheaper_step = at_least_one(v)?,
         "cheaper-overload" => m.cheaper_overload = at_least_one(v)?,
         "cheaper-algo" => match v {
-            "spare" | "backlog" | "manual" => m.cheaper_algo = Some(v.to_string()),
-            "busyness" | "spare2" => {
+            "spare" => m.cheaper_algo = Some(v.to_string()),
+            "backlog" | "manual" | "busyness" | "spare2" => {
                 return Err(format!(
-                    "the `{v}` algorithm is not implemented by liege (spare, backlog, manual)"
+                    "the `{v}` algorithm is recognised but not implemented yet by liege (spare)"
                 ))
             }
             _ => return Err("expected spare, backlog or manual".into()),

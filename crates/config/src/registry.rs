@@ -346,7 +346,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Cheap, "cheaper-initial", K::Int, "workers started at boot in cheaper mode"),
     o(G::Cheap, "cheaper-step", K::Int, "workers spawned at once in cheaper mode").def("1"),
     o(G::Cheap, "cheaper-overload", K::Int, "cycles (seconds) of overload before spawning").def("3"),
-    o(G::Cheap, "cheaper-algo", K::Str, "cheaper algorithm: spare, backlog or manual").def("spare"),
+    o(G::Cheap, "cheaper-algo", K::Str, "cheaper algorithm: spare (backlog and manual are not implemented yet)").def("spare"),
     // --- stats -----------------------------------------------------------------------------
     o(G::Stats, "stats", K::Addr, "serve the stats JSON on this address").al(&["stats-server"]),
     o(G::Stats, "stats-http", K::Bool, "prefix the stats JSON with HTTP headers"),

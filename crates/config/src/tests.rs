@@ -490,6 +490,13 @@ fn cheaper_validation() {
         e[0].contains("cheaper") && e[0].contains("lower than processes"),
         "{e:?}"
     );
+    // Only the `spare` algorithm is implemented; the others are refused, not ignored.
+    for algo in ["backlog", "manual"] {
+        let e = ini_errors(&format!(
+            "[uwsgi]\nprocesses = 4\ncheaper = 1\ncheaper-algo = {algo}\n"
+        ));
+        assert!(e[0].contains("not implemented yet"), "{e:?}");
+    }
 }
 
 #[test]

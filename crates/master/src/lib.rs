@@ -35,6 +35,10 @@ pub mod supervisor;
 
 use liege_config::Settings;
 
+/// The exit code of a worker that could not load the app (liege-worker's `EXIT_NO_APP`, uWSGI's
+/// "no app loaded" code); a vassal master whose first generation fails this way exits with it.
+pub const EXIT_NO_APP: i32 = 22;
+
 /// Run a master until it stops; returns the process exit code.
 pub fn run(settings: Settings) -> i32 {
     liege_sys::log::init("master");

@@ -112,7 +112,12 @@ pub struct Master {
     daemons: crate::daemons::Daemons,
     cron: crate::daemons::Cron,
     loyal_sent: bool,
-    /// Last sign of traffic (for `idle` + `die-on-idle`).
+    /// Byte 1 ("spawned") went to the emperor (sent once per master lifetime).
+    spawned_sent: bool,
+    /// The code `run` returns (22 when the first generation cannot load the app under an
+    /// emperor).
+    exit_code: i32,
+    /// Last sign of traffic (for `idle`).
     last_activity: Instant,
     last_tick: Instant,
     last_heartbeat: Instant,
@@ -127,6 +132,13 @@ fn generation_of(cfg: &MasterConfig) -> Generation {
         reload_batch: cfg.reload_batch.max(1),
         mercy: cfg.worker_reload_mercy,
         max_lifetime: cfg.max_worker_lifetime,
+        // `cheaper-algo` can only be `spare` (the config layer refuses the others).
+        cheaper: (cfg.cheaper > 0).then(|| crate::supervisor::Cheaper {
+            min: cfg.cheaper,
+            initial: cfg.cheaper_initial.unwrap_or(cfg.cheaper).max(cfg.cheaper),
+            step: cfg.cheaper_step.max(1),
+            overload: cfg.cheaper_overload.max(1),
+        }),
     }
 }
 
@@ -350,6 +362,8 @@ impl Master {
             daemons,
             cron,
             loyal_sent: false,
+            spawned_sent: false,
+            exit_code: 0,
             last_activity: now,
             last_tick: now,
             last_heartbeat: now,
@@ -359,6 +373,20 @@ impl Master {
     /// The loop; returns the exit code.
     pub fn run(mut self) -> i32 {
         self.daemons.tick(Instant::now());
+        if self.cfg.cheap {
+            self.sup.go_cheap(Instant::now(), &mut self.children);
+            tracing::info!("cheap mode: no worker until the first connection");
+            // The sockets are listening: connections queue in the kernel until workers run.
+            if let Some(fd) = self.emperor_fd {
+                emperor_send(fd, ep::FROM_VASSAL_SPAWNED);
+                emperor_send(fd, ep::FROM_VASSAL_ACCEPTING);
+                self.spawned_sent = true;
+            }
+            self.notify.send(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status("cheap: waiting for the first connection"),
+            ]);
+        }
         loop {
             let now = Instant::now();
             self.reap(now);
@@ -405,6 +433,20 @@ impl Master {
             let controls = self.children.control_fds();
             let ctl_base = fds.len();
             fds.extend(controls.iter().map(|&(_, fd)| (fd, POLLIN)));
+            // cheap: watch the listeners for a first connection (never accept it here: it
+            // waits in the listen queue for a worker).
+            let cheap_base = fds.len();
+            let cheap_fds: Vec<RawFd> =
+                if self.sup.is_cheap() && matches!(self.sup.phase, Phase::Running) {
+                    self.sockets
+                        .listeners
+                        .iter()
+                        .map(|l| l.bound.fd.as_raw_fd())
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+            fds.extend(cheap_fds.iter().map(|&fd| (fd, POLLIN)));
             let revents = match poll(&fds, timeout.max(0)) {
                 Ok(r) => r,
                 Err(e) => {
@@ -443,6 +485,14 @@ impl Master {
                 if revents[ctl_base + k] & (POLLIN | POLLHUP | POLLERR) != 0 {
                     self.read_worker(pid, now);
                 }
+            }
+            if let Some(k) = (0..cheap_fds.len()).find(|&k| revents[cheap_base + k] != 0) {
+                tracing::info!(
+                    "connection waiting on {}: leaving cheap mode, spawning workers",
+                    self.sockets.listeners[k].spec.original
+                );
+                self.sup.wake();
+                self.last_activity = now;
             }
             if let Some(st) = &mut self.stats {
                 st.handle(
@@ -583,8 +633,9 @@ impl Master {
         for n in self.sup.take_notices() {
             match n {
                 Notice::FirstReady => {
-                    if let Some(fd) = self.emperor_fd {
+                    if let (Some(fd), false) = (self.emperor_fd, self.spawned_sent) {
                         emperor_send(fd, ep::FROM_VASSAL_SPAWNED);
+                        self.spawned_sent = true;
                     }
                     self.notify.send(&[
                         sd_notify::NotifyState::Ready,
@@ -624,6 +675,22 @@ impl Master {
                     ]);
                 }
                 Notice::Stopped => {}
+                Notice::FirstBootFailed { id, exit } => {
+                    // uWSGI: a vassal whose app cannot be imported exits 22, so the emperor
+                    // backs off and shows the failure. Standalone, we keep retrying.
+                    if self.emperor_fd.is_some()
+                        && exit == liege_sys::spawn::Exit::Code(crate::EXIT_NO_APP)
+                        && !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped)
+                    {
+                        tracing::error!(
+                            "worker {id} could not load the app ({exit}) and no worker was \
+                             ever ready: exiting with code {} so the emperor retries later",
+                            crate::EXIT_NO_APP
+                        );
+                        self.exit_code = crate::EXIT_NO_APP;
+                        self.act(Action::Stop { graceful: false }, Instant::now());
+                    }
+                }
             }
         }
     }
@@ -655,20 +722,28 @@ impl Master {
             l.check_size();
         }
         self.check_idle(now);
+        self.sup.cheaper_check(now, &mut self.children);
         self.daemons.tick(now);
         if !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped) {
             self.cron.tick(now, crate::daemons::local_fields());
         }
     }
 
-    /// `idle` + `die-on-idle`: after `idle` without traffic, tell the emperor (byte 22: back
-    /// to on-demand) and stop gracefully. Connections waiting in a listen queue count as
-    /// traffic.
+    /// `idle`: after `idle` without traffic, go cheap (workers stopped gracefully, the
+    /// master waits for the next connection); with `die-on-idle`, tell the emperor (byte 22:
+    /// back to on-demand) and stop gracefully instead. Connections waiting in a listen queue
+    /// and requests in progress count as traffic.
     fn check_idle(&mut self, now: Instant) {
-        let (Some(idle), true) = (self.cfg.idle, self.cfg.die_on_idle) else {
+        let Some(idle) = self.cfg.idle else {
             return;
         };
-        if !matches!(self.sup.phase, Phase::Running) {
+        // `busy` follows the workers' Busy/Idle messages; a Stats snapshot's `in_request` can
+        // be stale (taken between a request's count and its end, then never re-sent).
+        let busy = self.sup.workers.iter().any(|w| w.busy);
+        if !matches!(self.sup.phase, Phase::Running)
+            || busy
+            || (self.sup.is_cheap() && !self.cfg.die_on_idle)
+        {
             self.last_activity = now;
             return;
         }
@@ -677,6 +752,14 @@ impl Master {
         });
         if queued {
             self.last_activity = now;
+        }
+        if now.duration_since(self.last_activity) >= idle && !self.cfg.die_on_idle {
+            tracing::info!(
+                "idle for {}s: going cheap (workers stop until the next connection)",
+                idle.as_secs()
+            );
+            self.sup.go_cheap(now, &mut self.children);
+            return;
         }
         if now.duration_since(self.last_activity) >= idle {
             tracing::info!("idle for {}s: stopping (die-on-idle)", idle.as_secs());
@@ -809,6 +892,7 @@ impl Master {
             log,
             stats,
             mut daemons,
+            exit_code,
             ..
         } = self;
         daemons.kill_remaining();
@@ -830,6 +914,6 @@ impl Master {
             }
         }
         tracing::info!("goodbye to liege");
-        0
+        exit_code
     }
 }

@@ -155,6 +155,46 @@ pub fn render(
             }
         })
         .collect();
+    let mut wks: Vec<Wk> = wks;
+    // cheap: slots with no serving worker show as "cheap" (uWSGI's status for cheaped workers).
+    {
+        let processes = sup
+            .generation(sup.active_generation())
+            .map(|g| g.processes.max(1))
+            .unwrap_or(1);
+        for id in 1..=processes {
+            if !(sup.is_cheap() || sup.is_cheaped(id))
+                || sup
+                    .workers
+                    .iter()
+                    .any(|w| w.id == id && w.state.is_serving())
+            {
+                continue;
+            }
+            wks.push(Wk {
+                id,
+                pid: 0,
+                accepting: 0,
+                requests: 0,
+                delta_requests: 0,
+                exceptions: 0,
+                harakiri_count: sup.harakiri_count(id),
+                signals: 0,
+                signal_queue: 0,
+                status: "cheap",
+                rss: 0,
+                vsz: 0,
+                running_time: 0,
+                last_spawn: 0,
+                respawn_count: sup.respawns(id),
+                tx: 0,
+                avg_rt: 0,
+                apps: Vec::new(),
+                cores: Vec::new(),
+            });
+        }
+        wks.sort_by_key(|w| w.id);
+    }
     let top = Top {
         version: concat!("liege ", env!("CARGO_PKG_VERSION")),
         listen_queue,

@@ -42,6 +42,21 @@ pub struct Generation {
     pub mercy: Duration,
     /// `max-worker-lifetime`: replace (start new, then drain) workers older than this.
     pub max_lifetime: Option<Duration>,
+    /// `cheaper` (adaptive worker count, algorithm `spare`), if on.
+    pub cheaper: Option<Cheaper>,
+}
+
+/// The `spare` cheaper algorithm's parameters (see docs/cheap.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cheaper {
+    /// `cheaper`: never fewer workers than this.
+    pub min: u32,
+    /// `cheaper-initial`: workers started at boot (and on waking from cheap).
+    pub initial: u32,
+    /// `cheaper-step`: workers added at once on overload.
+    pub step: u32,
+    /// `cheaper-overload`: checks (1 s each) of overload, or of idleness, before acting.
+    pub overload: u32,
 }
 
 /// One worker process.
@@ -86,6 +101,12 @@ pub enum Notice {
     },
     /// Every worker is gone after a stop.
     Stopped,
+    /// A worker of the first generation exited before any worker was ever ready (the app
+    /// cannot boot at all).
+    FirstBootFailed {
+        id: u32,
+        exit: Exit,
+    },
 }
 
 /// The kinds of reload (see docs/signals.md).
@@ -108,6 +129,13 @@ pub struct Supervisor {
     ever_ready: bool,
     next_generation: u64,
     notices: Vec<Notice>,
+    /// `cheap`: no worker is kept alive; the master waits for a connection (see docs/cheap.md).
+    cheap: bool,
+    /// `cheaper`: slots deliberately left without a worker.
+    cheaped: std::collections::BTreeSet<u32>,
+    /// `cheaper`: consecutive checks with every worker busy / with spare idle workers.
+    overload_cycles: u32,
+    idle_cycles: u32,
 }
 
 fn unix_now() -> u64 {
@@ -128,7 +156,143 @@ impl Supervisor {
             ever_ready: false,
             next_generation: 1,
             notices: Vec::new(),
+            cheap: false,
+            cheaped: Default::default(),
+            overload_cycles: 0,
+            idle_cycles: 0,
         }
+        .with_initial_cheaped()
+    }
+
+    /// `cheaper`: only `cheaper-initial` slots start; the rest are cheaped.
+    fn with_initial_cheaped(mut self) -> Supervisor {
+        self.reset_cheaped();
+        self
+    }
+
+    fn reset_cheaped(&mut self) {
+        let g = &self.generations[&self.active];
+        self.cheaped = match g.cheaper {
+            Some(c) => (c.initial.max(1) + 1..=g.processes.max(1)).collect(),
+            None => Default::default(),
+        };
+        self.overload_cycles = 0;
+        self.idle_cycles = 0;
+    }
+
+    /// True if slot `id` is cheaped (`cheaper`): it has, and gets, no worker.
+    pub fn is_cheaped(&self, id: u32) -> bool {
+        self.cheaped.contains(&id)
+    }
+
+    /// The `spare` cheaper algorithm, run once a second: if every worker is busy for more than
+    /// `cheaper-overload` checks, start up to `cheaper-step` cheaped slots; if two or more
+    /// workers are idle for `cheaper-overload` checks, drain the oldest idle one (never below
+    /// `cheaper`). Exactly one free worker is the stable state.
+    pub fn cheaper_check(&mut self, now: Instant, children: &mut dyn Children) {
+        let Some(c) = self.generations[&self.active].cheaper else {
+            return;
+        };
+        if self.cheap || !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        let serving: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.state.is_serving())
+            .collect();
+        // Wait for booting workers before judging.
+        if serving.is_empty()
+            || serving
+                .iter()
+                .any(|w| matches!(w.state, WorkerState::Booting { .. }))
+        {
+            return;
+        }
+        // Busy/Idle messages (a request in progress at the worker's last 1-s tick); not the
+        // Stats `in_request`, which can be stale.
+        let is_busy = |w: &Worker| w.busy;
+        let free = serving.iter().filter(|w| !is_busy(w)).count();
+        if free == 0 {
+            self.idle_cycles = 0;
+            self.overload_cycles += 1;
+            if self.overload_cycles > c.overload && !self.cheaped.is_empty() {
+                self.overload_cycles = 0;
+                let add: Vec<u32> = self.cheaped.iter().copied().take(c.step as usize).collect();
+                for id in &add {
+                    self.cheaped.remove(id);
+                }
+                tracing::info!(
+                    "cheaper: every worker busy for {} checks, spawning {} more (slot(s) {add:?})",
+                    c.overload + 1,
+                    add.len()
+                );
+                // The next tick starts them.
+            }
+            return;
+        }
+        self.overload_cycles = 0;
+        if free == 1 {
+            self.idle_cycles = 0;
+            return;
+        }
+        self.idle_cycles += 1;
+        if self.idle_cycles < c.overload || serving.len() as u32 <= c.min.max(1) {
+            return;
+        }
+        self.idle_cycles = 0;
+        let Some(oldest) = serving
+            .iter()
+            .filter(|w| !is_busy(w))
+            .min_by_key(|w| w.spawned_at)
+            .map(|w| (w.pid, w.id))
+        else {
+            return;
+        };
+        tracing::info!(
+            "cheaper: {free} idle workers for {} checks, stopping the oldest idle one (worker {}, pid {})",
+            c.overload,
+            oldest.1,
+            oldest.0
+        );
+        self.cheaped.insert(oldest.1);
+        let mercy = self.mercy();
+        self.graceful_stop_worker(oldest.0, now, mercy, children);
+    }
+
+    /// True while the master keeps no worker alive and waits for a first connection.
+    pub fn is_cheap(&self) -> bool {
+        self.cheap
+    }
+
+    /// Start in (or go back to) cheap mode: serving workers are stopped gracefully (they finish
+    /// what they hold; connections not yet accepted wait in the listen queue) and no worker is
+    /// started until [`Supervisor::wake`].
+    pub fn go_cheap(&mut self, now: Instant, children: &mut dyn Children) {
+        if !matches!(self.phase, Phase::Running) || self.cheap {
+            return;
+        }
+        self.cheap = true;
+        let mercy = self.mercy();
+        let pids: Vec<(i32, bool)> = self
+            .workers
+            .iter()
+            .filter(|w| w.state.is_serving())
+            .map(|w| (w.pid, matches!(w.state, WorkerState::Ready { .. })))
+            .collect();
+        for (pid, ready) in pids {
+            if ready {
+                self.graceful_stop_worker(pid, now, mercy, children);
+            } else {
+                self.stop_worker(pid, now, children);
+            }
+        }
+    }
+
+    /// Leave cheap mode: the next tick starts every worker.
+    pub fn wake(&mut self) {
+        self.cheap = false;
+        self.reset_cheaped();
     }
 
     pub fn active_generation(&self) -> u64 {
@@ -276,6 +440,10 @@ impl Supervisor {
                 return;
             }
         }
+        if boot_failure && !expected && !self.ever_ready {
+            self.notices
+                .push(Notice::FirstBootFailed { id: w.id, exit });
+        }
         if boot_failure && !expected {
             let slot = self.slots.entry(w.id).or_default();
             slot.failures += 1;
@@ -343,6 +511,18 @@ impl Supervisor {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
+        if cfg.cheaper.is_none() {
+            self.cheaped.clear();
+        }
+        if self.cheap {
+            // Nothing to replace: the next workers started are of the new generation.
+            tracing::info!("reload while cheap: generation {generation} is used from now on");
+            self.generations.insert(generation, cfg);
+            self.active = generation;
+            self.notices.push(Notice::ReloadDone { generation });
+            self.gc_generations();
+            return;
+        }
         let batch = match kind {
             ReloadKind::Chain => 1,
             _ => cfg.reload_batch.max(1),
@@ -352,7 +532,9 @@ impl Supervisor {
         let r = Reload {
             generation,
             previous: self.active,
-            pending: (1..=processes).collect::<VecDeque<u32>>(),
+            pending: (1..=processes)
+                .filter(|id| !self.cheaped.contains(id))
+                .collect::<VecDeque<u32>>(),
             batch: if kind == ReloadKind::Brutal {
                 processes
             } else {
@@ -551,6 +733,11 @@ impl Supervisor {
             }
         }
 
+        if self.cheap && matches!(self.phase, Phase::Running) {
+            // cheap: no worker until the master sees a connection.
+            return wake;
+        }
+
         // max-worker-lifetime: start a replacement for an old worker; it is drained when the
         // replacement is ready (no gap in service, unlike uWSGI's SIGWINCH-and-respawn).
         if matches!(self.phase, Phase::Running) {
@@ -601,7 +788,7 @@ impl Supervisor {
                 .workers
                 .iter()
                 .any(|w| w.id == id && w.state.is_serving());
-            if covered {
+            if covered || self.cheaped.contains(&id) {
                 continue;
             }
             if pending.contains(&id) {

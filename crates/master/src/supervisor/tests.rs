@@ -37,6 +37,7 @@ fn gen(processes: u32) -> Generation {
         reload_batch: 1,
         mercy: Duration::from_secs(60),
         max_lifetime: None,
+        cheaper: None,
     }
 }
 
@@ -324,4 +325,107 @@ fn max_worker_lifetime_replaces_then_drains() {
     assert_eq!(f.spawned.len(), 3);
     s.on_ready(103, retry, &mut f);
     assert_eq!(f.sent, vec![(101, ToWorker::GracefulStop)]);
+}
+
+#[test]
+fn cheap_starts_nothing_until_woken_and_going_cheap_drains() {
+    let mut f = Fake::default();
+    let mut s = Supervisor::new(gen(2));
+    let t = Instant::now();
+    s.go_cheap(t, &mut f);
+    assert!(s.is_cheap());
+    s.tick(t, &mut f);
+    assert!(f.spawned.is_empty(), "no worker while cheap");
+    s.wake();
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2);
+    s.on_ready(101, t, &mut f);
+    s.on_ready(102, t, &mut f);
+    // Idle: both workers are drained gracefully, none is respawned.
+    s.go_cheap(t, &mut f);
+    assert!(f.sent.iter().all(|(_, m)| *m == ToWorker::GracefulStop));
+    assert_eq!(f.sent.len(), 2);
+    s.on_exit(101, Exit::Code(0), t, &mut f);
+    s.on_exit(102, Exit::Code(0), t, &mut f);
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2, "not respawned while cheap");
+    // A reload while cheap just switches the generation used next.
+    s.reload(None, ReloadKind::Graceful, t, &mut f);
+    assert_eq!(s.phase, Phase::Running);
+    s.wake();
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 4);
+    assert!(f.spawned[2..].iter().all(|&(_, _, g)| g == 1));
+}
+
+#[test]
+fn first_generation_boot_failure_is_noticed_once_before_any_ready() {
+    let mut f = Fake::default();
+    let mut s = Supervisor::new(gen(1));
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    s.on_exit(101, Exit::Code(22), t, &mut f);
+    assert!(s.take_notices().contains(&Notice::FirstBootFailed {
+        id: 1,
+        exit: Exit::Code(22)
+    }));
+    // Once a worker was ready, later failures are ordinary respawns.
+    let later = t + Duration::from_secs(5);
+    s.tick(later, &mut f);
+    s.on_ready(102, later, &mut f);
+    s.on_exit(102, Exit::Code(22), later, &mut f);
+    assert!(!s
+        .take_notices()
+        .iter()
+        .any(|n| matches!(n, Notice::FirstBootFailed { .. })));
+}
+
+#[test]
+fn cheaper_spare_grows_on_overload_and_shrinks_when_idle() {
+    let mut f = Fake::default();
+    let mut g = gen(3);
+    g.cheaper = Some(Cheaper {
+        min: 1,
+        initial: 1,
+        step: 1,
+        overload: 2,
+    });
+    let mut s = Supervisor::new(g);
+    let t = Instant::now();
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 1, "cheaper-initial workers only");
+    assert!(s.is_cheaped(2) && s.is_cheaped(3));
+    s.on_ready(101, t, &mut f);
+    s.on_busy(101, Some(Duration::ZERO), t);
+    for _ in 0..2 {
+        s.cheaper_check(t, &mut f);
+        s.tick(t, &mut f);
+    }
+    assert_eq!(
+        f.spawned.len(),
+        1,
+        "not before more than cheaper-overload checks"
+    );
+    s.cheaper_check(t, &mut f);
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2);
+    assert_eq!(f.spawned[1].1, 2);
+    // Booting workers are waited for.
+    s.cheaper_check(t, &mut f);
+    s.on_ready(102, t, &mut f);
+    // Both idle: after cheaper-overload checks the oldest idle one is drained.
+    s.on_busy(101, None, t);
+    s.cheaper_check(t, &mut f);
+    assert!(f.sent.is_empty());
+    s.cheaper_check(t, &mut f);
+    assert_eq!(f.sent, vec![(101, ToWorker::GracefulStop)]);
+    assert!(s.is_cheaped(1));
+    s.on_exit(101, Exit::Code(0), t, &mut f);
+    s.tick(t, &mut f);
+    assert_eq!(f.spawned.len(), 2, "a cheaped slot is not respawned");
+    // Never below `cheaper`.
+    for _ in 0..10 {
+        s.cheaper_check(t, &mut f);
+    }
+    assert_eq!(f.sent.len(), 1);
 }
