@@ -808,7 +808,6 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
                     .push(format!("`{} = {v}` has no effect: {}", def.name, def.help));
             }
         }
-        "hook-accepting1-once" => {}
         other => return Err(format!("internal error: option `{other}` has no handler")),
     }
     Ok(())

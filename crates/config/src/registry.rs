@@ -387,7 +387,6 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Compat, "no-defer-accept", K::Bool, "accepted; liege does not set TCP_DEFER_ACCEPT"),
     o(G::Compat, "catch-exceptions", K::Bool, "accepted; liege logs tracebacks and returns a 500"),
     o(G::Compat, "autoload", K::Bool, "liege has Python and HTTP built in: there are no plugins to autoload"),
-    o(G::Compat, "hook-accepting1-once", K::Str, "accepted and ignored"),
 ];
 
 /// Real uWSGI options liege does not implement, with an optional explanation.
@@ -574,6 +573,7 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("immediate-gid", ""),
     ("early-envdir", ""),
     ("envdir", ""),
+    ("hook-accepting1-once", ""),
     ("hook-pre-app", ""),
     ("hook-post-app", ""),
     ("hook-asap", ""),
