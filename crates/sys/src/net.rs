@@ -162,20 +162,7 @@ pub fn bind(addr: &BindAddr, opts: BindOptions) -> Result<Bound, SocketError> {
                         addr: shown.clone(),
                         source,
                     })?;
-            let sock = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|source| {
-                SocketError::Create {
-                    addr: shown.clone(),
-                    source,
-                }
-            })?;
-            sock.bind(&sa).map_err(|source| SocketError::Bind {
-                addr: shown.clone(),
-                source,
-            })?;
-            sock.listen(backlog).map_err(|source| SocketError::Listen {
-                addr: shown.clone(),
-                source,
-            })?;
+            let sock = listen_unix(&sa, &shown, backlog)?;
             Ok(Bound {
                 fd: sock.into(),
                 local: shown,
@@ -190,6 +177,25 @@ pub fn bind(addr: &BindAddr, opts: BindOptions) -> Result<Bound, SocketError> {
 /// True if something accepts connections on the unix socket at `path`.
 pub fn unix_socket_in_use(path: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// A unix stream socket bound to `sa` and listening; `shown` names it in errors.
+fn listen_unix(sa: &SockAddr, shown: &str, backlog: i32) -> Result<Socket, SocketError> {
+    let addr = || shown.to_string();
+    let sock =
+        Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|source| SocketError::Create {
+            addr: addr(),
+            source,
+        })?;
+    sock.bind(sa).map_err(|source| SocketError::Bind {
+        addr: addr(),
+        source,
+    })?;
+    sock.listen(backlog).map_err(|source| SocketError::Listen {
+        addr: addr(),
+        source,
+    })?;
+    Ok(sock)
 }
 
 fn bind_unix(path: &Path, backlog: i32) -> Result<Bound, SocketError> {
@@ -211,23 +217,11 @@ fn bind_unix(path: &Path, backlog: i32) -> Result<Bound, SocketError> {
             source,
         })?;
     }
-    let sock =
-        Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|source| SocketError::Create {
-            addr: shown.clone(),
-            source,
-        })?;
     let sa = SockAddr::unix(path).map_err(|source| SocketError::Create {
         addr: shown.clone(),
         source,
     })?;
-    sock.bind(&sa).map_err(|source| SocketError::Bind {
-        addr: shown.clone(),
-        source,
-    })?;
-    sock.listen(backlog).map_err(|source| SocketError::Listen {
-        addr: shown.clone(),
-        source,
-    })?;
+    let sock = listen_unix(&sa, &shown, backlog)?;
     let inode = std::fs::symlink_metadata(path)
         .ok()
         .map(|m| (path.to_path_buf(), m.dev(), m.ino()));
