@@ -84,6 +84,19 @@ struct Slot {
     harakiris: u64,
 }
 
+impl Slot {
+    /// Count one more failure in a row and hold the slot back: BACKOFF_START doubled per
+    /// failure, capped at BACKOFF_MAX. Returns the delay.
+    fn fail(&mut self, now: Instant) -> Duration {
+        self.failures += 1;
+        let delay = BACKOFF_START
+            .saturating_mul(1u32 << (self.failures - 1).min(10))
+            .min(BACKOFF_MAX);
+        self.not_before = Some(now + delay);
+        delay
+    }
+}
+
 /// Things the outside world should hear about (emperor bytes, systemd, logs in tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -446,11 +459,7 @@ impl Supervisor {
         }
         if boot_failure && !expected {
             let slot = self.slots.entry(w.id).or_default();
-            slot.failures += 1;
-            let delay = BACKOFF_START
-                .saturating_mul(1u32 << (slot.failures - 1).min(10))
-                .min(BACKOFF_MAX);
-            slot.not_before = Some(now + delay);
+            let delay = slot.fail(now);
             tracing::error!(
                 "worker {} failed to boot {} time(s) in a row; next attempt in {}s",
                 w.id,
@@ -868,12 +877,7 @@ impl Supervisor {
                 });
             }
             Err(e) => {
-                let slot = self.slots.entry(id).or_default();
-                slot.failures += 1;
-                let delay = BACKOFF_START
-                    .saturating_mul(1u32 << (slot.failures - 1).min(10))
-                    .min(BACKOFF_MAX);
-                slot.not_before = Some(now + delay);
+                let delay = self.slots.entry(id).or_default().fail(now);
                 tracing::error!(
                     "could not spawn worker {id}: {e}; retrying in {}s",
                     delay.as_secs()
