@@ -39,6 +39,22 @@ pub struct ChildFds<'a> {
     pub pdeathsig: Option<i32>,
 }
 
+/// `KEY=value` strings for execve, allocated before fork.
+fn env_cstrings(env: &[(String, String)]) -> io::Result<Vec<CString>> {
+    env.iter()
+        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
+        .collect()
+}
+
+/// The NULL-terminated pointer array execve wants; valid while `strings` lives.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 fn cstring(s: &OsStr) -> io::Result<CString> {
     CString::new(s.as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
@@ -58,14 +74,9 @@ pub fn spawn_self<A: AsRef<OsStr>>(
         .iter()
         .map(|a| cstring(a.as_ref()))
         .collect::<Result<_, _>>()?;
-    let env_c: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
-        .collect::<Result<_, _>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
-    env_p.push(std::ptr::null());
+    let env_c = env_cstrings(env)?;
+    let argv_p = null_terminated(&argv_c);
+    let env_p = null_terminated(&env_c);
     let empty = c"";
     let exe_fd = exe.fd.as_raw_fd();
     let inherit: Vec<RawFd> = fds.inherit.to_vec();
@@ -138,14 +149,9 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         CString::new("-c").expect("no NUL"),
         cstring(OsStr::new(command))?,
     ];
-    let env_c: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| cstring(OsStr::new(&format!("{k}={v}"))))
-        .collect::<Result<_, _>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
-    env_p.push(std::ptr::null());
+    let env_c = env_cstrings(env)?;
+    let argv_p = null_terminated(&argv_c);
+    let env_p = null_terminated(&env_c);
     let chdir = opts
         .chdir
         .as_ref()
