@@ -3,30 +3,13 @@
 //! dies of idleness (byte 22); connections arriving meanwhile wait in the backlog.
 
 use liege_testkit::emperor::{app, vassal, Emperor};
-use liege_testkit::{pid_alive, raw_tcp, raw_unix, uwsgi_packet, wait_for, Sandbox};
+use liege_testkit::{pid_alive, raw_tcp, raw_unix, uwsgi_get, wait_for, Sandbox};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LIEGE: &str = env!("CARGO_BIN_EXE_liege");
 const T: Duration = Duration::from_secs(20);
-
-fn get() -> Vec<u8> {
-    uwsgi_packet(
-        &[
-            ("REQUEST_METHOD", "GET"),
-            ("REQUEST_URI", "/"),
-            ("PATH_INFO", "/"),
-            ("QUERY_STRING", ""),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SERVER_NAME", "localhost"),
-            ("SERVER_PORT", "80"),
-            ("REMOTE_ADDR", "127.0.0.1"),
-            ("HTTP_HOST", "localhost"),
-        ],
-        b"",
-    )
-}
 
 /// The worker pid from the hello app's answer, if the answer is `MSG pid=N ...`.
 fn answer(raw: &[u8], msg: &str) -> Option<i32> {
@@ -81,7 +64,7 @@ fn unix_on_demand_wakes_idles_and_wakes_again() {
 
     // The first request wakes it and is answered.
     let t0 = Instant::now();
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     let w1 = answer(&raw, "od").unwrap_or_else(|| {
         panic!(
             "first request: {:?}\n{}",
@@ -105,7 +88,7 @@ fn unix_on_demand_wakes_idles_and_wakes_again() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let s = sock.clone();
-            std::thread::spawn(move || raw_unix(&s, &get(), T).unwrap())
+            std::thread::spawn(move || raw_unix(&s, &uwsgi_get(), T).unwrap())
         })
         .collect();
     let mut pids = Vec::new();
@@ -158,14 +141,14 @@ fn tcp_on_demand_from_the_extension_file() {
     std::fs::write(&ini, od_ini("tcp", "")).unwrap();
     let v = wait_on_demand(&e, &ini);
     assert_eq!(v["on_demand"], addr.as_str(), "{v}");
-    let raw = raw_tcp(&addr, &get(), T).unwrap();
+    let raw = raw_tcp(&addr, &uwsgi_get(), T).unwrap();
     assert!(
         answer(&raw, "tcp").is_some(),
         "{:?}",
         String::from_utf8_lossy(&raw)
     );
     wait_on_demand(&e, &ini);
-    let raw = raw_tcp(&addr, &get(), T).unwrap();
+    let raw = raw_tcp(&addr, &uwsgi_get(), T).unwrap();
     assert!(answer(&raw, "tcp").is_some());
 
     // A vassal without a .socket file is an ordinary one.
@@ -238,7 +221,7 @@ fn on_demand_exec_names_the_socket() {
     std::fs::write(&ini, od_ini("ex", "")).unwrap();
     let v = wait_on_demand(&e, &ini);
     assert_eq!(v["on_demand"], sock.to_str().unwrap(), "{v}");
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     assert!(
         answer(&raw, "ex").is_some(),
         "{:?}",

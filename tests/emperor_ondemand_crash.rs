@@ -2,27 +2,12 @@
 //! answered by the next vassal); uWSGI re-bound it and lost the queue. Signals its own tree.
 
 use liege_testkit::emperor::{app, Emperor};
-use liege_testkit::{raw_unix, uwsgi_packet, wait_for, Sandbox};
+use liege_testkit::{raw_unix, uwsgi_get, wait_for, Sandbox};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 const LIEGE: &str = env!("CARGO_BIN_EXE_liege");
 const T: Duration = Duration::from_secs(20);
-
-fn get() -> Vec<u8> {
-    uwsgi_packet(
-        &[
-            ("REQUEST_METHOD", "GET"),
-            ("REQUEST_URI", "/"),
-            ("PATH_INFO", "/"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SERVER_NAME", "localhost"),
-            ("SERVER_PORT", "80"),
-            ("HTTP_HOST", "localhost"),
-        ],
-        b"",
-    )
-}
 
 fn ok(raw: &[u8]) -> bool {
     let t = String::from_utf8_lossy(raw);
@@ -61,7 +46,7 @@ fn a_crashed_on_demand_vassal_keeps_its_socket() {
     let sock = od.join("app.socket");
     e.wait_state(&ini, "on-demand", T);
     let inode = std::fs::metadata(&sock).unwrap().ino();
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     assert!(ok(&raw), "{:?}", String::from_utf8_lossy(&raw));
     let v = e.wait_state(&ini, "ready", T);
     let master = v["pid"].as_i64().unwrap() as i32;
@@ -79,7 +64,7 @@ fn a_crashed_on_demand_vassal_keeps_its_socket() {
         v["last_error"].as_str().unwrap_or("").contains("signal 9"),
         "{v}"
     );
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     assert!(ok(&raw), "{:?}", String::from_utf8_lossy(&raw));
     assert_eq!(
         std::fs::metadata(&sock).unwrap().ino(),

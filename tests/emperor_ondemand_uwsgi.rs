@@ -2,26 +2,11 @@
 //! listening socket up on fd 0, answers, dies of idleness (byte 22), and is woken again.
 
 use liege_testkit::emperor::{app, uwsgi, Emperor};
-use liege_testkit::{raw_unix, uwsgi_packet, Sandbox};
+use liege_testkit::{raw_unix, uwsgi_get, Sandbox};
 use std::time::Duration;
 
 const LIEGE: &str = env!("CARGO_BIN_EXE_liege");
 const T: Duration = Duration::from_secs(25);
-
-fn get() -> Vec<u8> {
-    uwsgi_packet(
-        &[
-            ("REQUEST_METHOD", "GET"),
-            ("REQUEST_URI", "/"),
-            ("PATH_INFO", "/"),
-            ("SERVER_PROTOCOL", "HTTP/1.1"),
-            ("SERVER_NAME", "localhost"),
-            ("SERVER_PORT", "80"),
-            ("HTTP_HOST", "localhost"),
-        ],
-        b"",
-    )
-}
 
 fn pid_of(raw: &[u8]) -> Option<i32> {
     let t = String::from_utf8_lossy(raw);
@@ -64,12 +49,12 @@ fn uwsgi_vassal_on_demand() {
     let sock = od.join("app.socket");
     let v = e.wait_state(&ini, "on-demand", T);
     assert_eq!(v["pid"], -1);
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     let w1 = pid_of(&raw)
         .unwrap_or_else(|| panic!("{:?}\n{}", String::from_utf8_lossy(&raw), e.proc.output()));
     e.wait_state(&ini, "ready", T);
     e.wait_state(&ini, "on-demand", T);
-    let raw = raw_unix(&sock, &get(), T).unwrap();
+    let raw = raw_unix(&sock, &uwsgi_get(), T).unwrap();
     let w2 = pid_of(&raw)
         .unwrap_or_else(|| panic!("{:?}\n{}", String::from_utf8_lossy(&raw), e.proc.output()));
     assert_ne!(w1, w2);

@@ -257,26 +257,20 @@ pub fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 
 /// Send raw bytes over a fresh TCP connection, read until EOF (or `timeout`), return the bytes.
 pub fn raw_tcp(addr: &str, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect(addr)?;
+    let s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(timeout))?;
-    s.write_all(request)?;
-    let mut out = Vec::new();
-    match s.read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut =>
-        {
-            Ok(out)
-        }
-        Err(e) => Err(e),
-    }
+    exchange(s, request)
 }
 
 /// Same as [`raw_tcp`] over a unix stream socket.
 pub fn raw_unix(path: &Path, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let mut s = UnixStream::connect(path)?;
+    let s = UnixStream::connect(path)?;
     s.set_read_timeout(Some(timeout))?;
+    exchange(s, request)
+}
+
+/// Write `request`, then read until EOF; a read timeout ends the read with what came so far.
+fn exchange(mut s: impl Read + Write, request: &[u8]) -> std::io::Result<Vec<u8>> {
     s.write_all(request)?;
     let mut out = Vec::new();
     match s.read_to_end(&mut out) {
@@ -320,6 +314,24 @@ pub fn uwsgi_packet(vars: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     pkt.extend_from_slice(&block);
     pkt.extend_from_slice(body);
     pkt
+}
+
+/// A uwsgi `GET /` packet with the vars nginx's `uwsgi_params` would send.
+pub fn uwsgi_get() -> Vec<u8> {
+    uwsgi_packet(
+        &[
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", "/"),
+            ("PATH_INFO", "/"),
+            ("QUERY_STRING", ""),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_NAME", "localhost"),
+            ("SERVER_PORT", "80"),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("HTTP_HOST", "localhost"),
+        ],
+        b"",
+    )
 }
 
 /// Is anything listening on this TCP address?
