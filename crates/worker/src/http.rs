@@ -58,35 +58,30 @@ pub async fn serve<S>(
     });
     let c = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(c);
-    if !*shutdown.borrow() {
-        tokio::select! {
-            r = c.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!("http connection: {e}");
-                }
-                return;
-            }
-            _ = shutdown.changed() => {}
+    // Resolves once the worker stops. A connection we accepted but whose first request has
+    // not arrived yet is owed an answer (the client sees an accepted connection, not a
+    // refused one): hyper's graceful_shutdown would close it unanswered, so the stop also
+    // waits for that first request, up to socket-timeout. Idle keep-alive connections that
+    // were already served close at once.
+    let stopped = async {
+        if !*shutdown.borrow() {
+            let _ = shutdown.changed().await;
         }
-    }
-    // Stopping. A connection we accepted but whose first request has not arrived yet is owed
-    // an answer (the client sees an accepted connection, not a refused one): hyper's
-    // graceful_shutdown would close it unanswered, so wait for that first request, up to
-    // socket-timeout. Idle keep-alive connections that were already served close at once.
-    if !seen.load(Ordering::Acquire) {
-        tokio::select! {
-            r = c.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!("http connection: {e}");
-                }
-                return;
+        if !seen.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = first.notified() => {}
+                _ = tokio::time::sleep(ctx.cfg.socket_timeout) => {}
             }
-            _ = first.notified() => {}
-            _ = tokio::time::sleep(ctx.cfg.socket_timeout) => {}
         }
-    }
-    c.as_mut().graceful_shutdown();
-    if let Err(e) = c.await {
+    };
+    let r = tokio::select! {
+        r = c.as_mut() => r,
+        _ = stopped => {
+            c.as_mut().graceful_shutdown();
+            c.await
+        }
+    };
+    if let Err(e) = r {
         tracing::debug!("http connection: {e}");
     }
 }
