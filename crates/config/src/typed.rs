@@ -149,6 +149,8 @@ pub struct WorkerConfig {
     pub statics: StaticConfig,
     /// `http-keepalive` for http sockets (liege default: on).
     pub http_keepalive: bool,
+    /// TCP_DEFER_ACCEPT on TCP listeners (`no-defer-accept` turns it off), as uWSGI.
+    pub defer_accept: bool,
     /// `add-header = Name: value` added to every response.
     pub add_headers: Vec<String>,
     /// `max-requests-delta`: this worker recycles after `max_requests + id * delta` requests.
@@ -423,6 +425,7 @@ impl Default for WorkerConfig {
             disable_file_wrapper: false,
             statics: StaticConfig::default(),
             http_keepalive: true,
+            defer_accept: true,
             add_headers: Vec::new(),
             max_requests_delta: 0,
         }

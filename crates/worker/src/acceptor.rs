@@ -5,22 +5,18 @@
 //! ([`crate::serve`]). A worker already on a CPU could still take a burst before its sibling
 //! is scheduled, and with keep-alive that split is permanent (measured with `wrk -c64` and 2
 //! workers before the scoreboard: one worker took 100 % of the connections in one run out of
-//! three). So before each accept a thread looks at the scoreboard (shared with the other
+//! three). So after each accept a thread looks at the scoreboard (shared with the other
 //! workers through the master, `liege_sys::scoreboard`): if this worker holds more
-//! connections than the least loaded accepting worker, it steps aside for up to
-//! [`YIELD_MAX`] so that worker takes the next connection. Connections parked or waiting
-//! count too, so the rule also sends one-request-per-connection traffic (nginx
-//! `uwsgi_pass`) to the worker that can run it.
+//! connections than the least loaded accepting worker, it moves its epoll registration to
+//! the back of the listener's queue, so the next connections wake that worker first. (It
+//! never sleeps to give way: the thread that accepts is also the one that serves.)
+//! Connections parked or waiting count too, so the rule also sends
+//! one-request-per-connection traffic (nginx `uwsgi_pass`) to the worker that can run it.
 
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-/// How long an accept thread steps aside for a less loaded worker before accepting anyway
-/// (a bound, so a stuck sibling never stalls new connections for long).
-const YIELD_MAX: Duration = Duration::from_millis(2);
 
 /// How many more connections than the least loaded worker this one may hold and still
 /// accept: a little room so that two workers with nearly equal loads never both step aside.
@@ -64,18 +60,17 @@ impl Balance {
     pub fn others_accepting(&self) -> bool {
         self.sb.min_other_active(self.slot).is_some()
     }
-    /// Step aside (bounded) while another accepting worker holds fewer connections.
-    pub fn wait_turn(&self) {
-        let deadline = std::time::Instant::now() + YIELD_MAX;
-        loop {
-            let mine = self.sb.slot(self.slot).active.load(Ordering::Acquire);
-            match self.sb.min_other_active(self.slot) {
-                Some(min) if mine > min + slack(min) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                _ => return,
-            }
+    /// This worker holds more connections than the least loaded accepting worker (plus a
+    /// little slack, so two workers with nearly equal loads do not both give way).
+    pub fn overloaded(&self) -> bool {
+        let mine = self.sb.slot(self.slot).active.load(Ordering::Acquire);
+        // Nobody can hold fewer than 0: at or under the slack there is nothing to scan.
+        if mine <= slack(0) {
+            return false;
         }
+        self.sb
+            .min_other_active(self.slot)
+            .is_some_and(|min| mine > min + slack(min))
     }
 }
 
@@ -83,7 +78,12 @@ impl Balance {
 /// inherit it) and non-blocking (a thread woken for a connection another worker took must
 /// not sleep in accept). The flag is shared by every process holding the socket; all of
 /// them are liege workers, which accept only when epoll says so.
-pub fn prepare(fd: RawFd) -> std::io::Result<()> {
+///
+/// TCP listeners also get TCP_NODELAY, which accepted sockets inherit (no setsockopt per
+/// connection), and, unless `defer` is None, TCP_DEFER_ACCEPT: the kernel hands a connection
+/// over only once its first bytes are there (or after `defer` seconds), so the read after
+/// accept finds the request instead of parking the connection (as uWSGI does).
+pub fn prepare(fd: RawFd, tcp: bool, defer: Option<u32>) -> std::io::Result<()> {
     // SAFETY: the fd was inherited from the master as an open listening socket and stays
     // open for the life of the worker.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -98,5 +98,24 @@ pub fn prepare(fd: RawFd) -> std::io::Result<()> {
     // A receive timeout left by an older worker generation (which accepted in a blocking
     // thread) does no harm, but clear it.
     setsockopt(&borrowed, sockopt::ReceiveTimeout, &TimeVal::new(0, 0))?;
+    if tcp {
+        setsockopt(&borrowed, sockopt::TcpNoDelay, &true)?;
+        if let Some(secs) = defer {
+            let secs = secs.max(1) as libc::c_int;
+            // SAFETY: valid fd; an int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_DEFER_ACCEPT,
+                    (&secs as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                tracing::debug!("TCP_DEFER_ACCEPT: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
     Ok(())
 }

@@ -203,7 +203,11 @@ pub fn run(boot: WorkerBoot) -> i32 {
 
     let mut listeners = Vec::new();
     for l in &boot.listeners {
-        if let Err(e) = acceptor::prepare(l.fd) {
+        let defer = ctx
+            .cfg
+            .defer_accept
+            .then(|| ctx.cfg.socket_timeout.as_secs() as u32);
+        if let Err(e) = acceptor::prepare(l.fd, !l.unix, defer) {
             tracing::error!(
                 "cannot use inherited listener {} (fd {}): {e}",
                 l.name,

@@ -23,9 +23,9 @@
 //! requests) enforced by [`Server::sweep`].
 //!
 //! Listening sockets are in every worker's epoll with `EPOLLEXCLUSIVE`: a new connection
-//! wakes one worker, not all. Before accepting, a thread looks at the scoreboard
-//! ([`crate::acceptor::Balance`]) and steps aside (bounded) while another worker holds
-//! fewer connections.
+//! wakes one worker, not all. After accepting, a thread looks at the scoreboard
+//! ([`crate::acceptor::Balance`]): a worker holding more than its share moves to the back
+//! of the listener's wake-up queue.
 
 use crate::acceptor::Balance;
 use crate::conn::{Body, Conn, Out, Stage};
@@ -38,7 +38,7 @@ use liege_wsgi::types::{
 };
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,6 +47,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often an idle serving thread looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// A worker moves to the back of the listeners' wake-up queue after this many accepts.
+const ROTATE_EVERY: u32 = 16;
 
 /// Token bit of listening sockets (connection tokens are `generation << 32 | slot`).
 const LISTENER: u64 = 1 << 63;
@@ -57,18 +60,29 @@ pub struct Listener {
     pub unix: bool,
     pub http: bool,
     pub name: String,
+    /// The listener's own address, when it is not a wildcard one: then every connection's
+    /// local address (no getsockname per connection).
+    fixed: Option<(u16, Arc<str>)>,
     /// The last local address seen and its text (SERVER_NAME fallback), reused while the
-    /// address stays the same (always, unless the socket is bound to a wildcard).
+    /// address stays the same.
     local: Mutex<Option<(IpAddr, Arc<str>)>>,
 }
 
 impl Listener {
     pub fn new(fd: RawFd, unix: bool, http: bool, name: String) -> Listener {
+        let fixed = if unix {
+            None
+        } else {
+            sock::local_addr(fd)
+                .filter(|a| !a.ip().is_unspecified())
+                .map(|a| (a.port(), Arc::from(a.ip().to_string())))
+        };
         Listener {
             fd,
             unix,
             http,
             name,
+            fixed,
             local: Mutex::new(None),
         }
     }
@@ -155,6 +169,8 @@ pub struct Server {
     lot: Mutex<Lot>,
     /// Connections held by serving threads right now (changed under the `lot` lock).
     active: AtomicUsize,
+    /// Connections accepted (for the rotation among workers).
+    accepts: AtomicU32,
     stopping: AtomicBool,
     pub ctx: Arc<Ctx>,
     handler: Arc<liege_wsgi::Handler>,
@@ -186,6 +202,7 @@ impl Server {
             listeners,
             lot: Mutex::new(Lot::default()),
             active: AtomicUsize::new(0),
+            accepts: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
             max_head: ctx.cfg.buffer_size.max(1024),
             max_headers: (ctx.cfg.max_vars as usize).max(16),
@@ -337,11 +354,8 @@ impl Server {
         if self.stopping() {
             return;
         }
-        if let Some(b) = &self.balance {
-            b.wait_turn();
-        }
-        let fd = match sock::accept(l.fd) {
-            Ok(fd) => fd,
+        let (fd, peer) = match sock::accept(l.fd, !l.unix && l.http) {
+            Ok(x) => x,
             Err(e) => {
                 match e.raw_os_error() {
                     Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => {}
@@ -359,12 +373,15 @@ impl Server {
         };
         if let Some(b) = &self.balance {
             b.opened();
-            if b.others_accepting() {
+            // When this worker holds more than its share, and every ROTATE_EVERY accepts
+            // anyway (two epoll_ctl calls each time, not per request).
+            let n = self.accepts.fetch_add(1, Ordering::Relaxed);
+            if b.overloaded() || (n % ROTATE_EVERY == ROTATE_EVERY - 1 && b.others_accepting()) {
                 self.rotate(i);
             }
         }
         self.active.fetch_add(1, Ordering::AcqRel);
-        let info = match self.conn_info(l, &fd) {
+        let info = match self.conn_info(l, &fd, peer) {
             Ok(i) => i,
             Err(e) => {
                 tracing::debug!("accepted connection unusable: {e}");
@@ -380,9 +397,9 @@ impl Server {
     }
 
     /// Move this worker to the end of the listener's queue of exclusive waiters, so the
-    /// next connection wakes another worker first (round robin, as blocked accept(2) calls
-    /// get). Without it the worker whose epoll registered first would take every connection
-    /// while it keeps up.
+    /// next connections wake another worker first (roughly round robin, as blocked accept(2)
+    /// calls get). Without it the worker whose epoll registered first would take every
+    /// connection while it keeps up.
     fn rotate(&self, i: usize) {
         let fd = self.listeners[i].fd;
         self.ep.remove(fd);
@@ -398,7 +415,12 @@ impl Server {
         }
     }
 
-    fn conn_info(&self, l: &Listener, fd: &OwnedFd) -> std::io::Result<ConnInfo> {
+    fn conn_info(
+        &self,
+        l: &Listener,
+        fd: &OwnedFd,
+        peer: Option<std::net::SocketAddr>,
+    ) -> std::io::Result<ConnInfo> {
         if l.unix {
             return Ok(ConnInfo {
                 peer: None,
@@ -418,14 +440,19 @@ impl Server {
                 https: false,
             });
         }
-        let s = std::mem::ManuallyDrop::new(unsafe_tcp(fd));
-        let _ = s.set_nodelay(true);
-        let peer = s.peer_addr()?;
-        let local = s.local_addr()?;
+        let peer = peer.ok_or_else(|| std::io::Error::other("no peer address"))?;
+        let (server_port, local_ip) = match &l.fixed {
+            Some((port, ip)) => (*port, ip.clone()),
+            None => {
+                let local = sock::local_addr(fd.as_raw_fd())
+                    .ok_or_else(|| std::io::Error::other("no local address"))?;
+                (local.port(), l.local_text(local.ip()))
+            }
+        };
         Ok(ConnInfo {
             peer: Some(peer),
-            server_port: local.port(),
-            local_ip: l.local_text(local.ip()),
+            server_port,
+            local_ip,
             trusted: self.ctx.is_trusted(Some(peer.ip())),
             https: false,
         })
@@ -759,14 +786,6 @@ impl Server {
 /// A keep-alive connection waiting for its next request, with nothing received yet.
 fn idle(c: &Conn) -> bool {
     c.served > 0 && c.stage == Stage::Head && c.io.rbuf.is_empty()
-}
-
-/// Borrow an accepted fd as a TcpStream (the caller must not drop it: ManuallyDrop).
-fn unsafe_tcp(fd: &OwnedFd) -> std::net::TcpStream {
-    use std::os::fd::FromRawFd;
-    // SAFETY: the fd is an open TCP socket owned by `fd`; the stream is wrapped in
-    // ManuallyDrop by the caller so it never closes it.
-    unsafe { std::net::TcpStream::from_raw_fd(fd.as_raw_fd()) }
 }
 
 fn static_answer(

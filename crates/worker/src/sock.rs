@@ -263,22 +263,74 @@ pub fn write_now(fd: RawFd, data: &[u8]) {
     let _ = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
 }
 
-/// accept4 a non-blocking, close-on-exec connection.
-pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: null address pointers are allowed.
-    let c = unsafe {
-        libc::accept4(
-            fd,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+/// accept4 a non-blocking, close-on-exec connection, with the peer's address for TCP
+/// (no getpeername(2) afterwards).
+pub fn accept(fd: RawFd, tcp: bool) -> io::Result<(OwnedFd, Option<std::net::SocketAddr>)> {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let (addr, lenp) = if tcp {
+        (
+            (&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr>(),
+            &mut len as *mut libc::socklen_t,
         )
+    } else {
+        (std::ptr::null_mut(), std::ptr::null_mut())
     };
+    // SAFETY: addr/lenp are null or point to a buffer of `len` bytes that outlives the call.
+    let c = unsafe { libc::accept4(fd, addr, lenp, libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
     if c < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: accept4 just returned it.
-    Ok(unsafe { OwnedFd::from_raw_fd(c) })
+    let owned = unsafe { OwnedFd::from_raw_fd(c) };
+    let peer = if tcp { sockaddr_to(&ss) } else { None };
+    Ok((owned, peer))
+}
+
+/// A socket address filled by the kernel.
+pub fn sockaddr_to(ss: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in, which fits in the storage.
+            let a: &libc::sockaddr_in = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6, which fits in the storage.
+            let a: &libc::sockaddr_in6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The local address of a socket.
+pub fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    // SAFETY: as in `accept`.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return None;
+    }
+    sockaddr_to(&ss)
 }
 
 /// Close after a response whose request was not read to its end: shut our side down and
