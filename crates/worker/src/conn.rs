@@ -96,22 +96,46 @@ pub struct Conn {
     pub continued: bool,
 }
 
+/// A connection's buffers, kept by each thread for the next connection (no allocation per
+/// connection once a thread has served a few).
+#[derive(Default)]
+struct Bufs {
+    rbuf: Vec<u8>,
+    pre: Vec<u8>,
+    wbuf: Vec<u8>,
+    head: Vec<u8>,
+    hdrs: Vec<(Span, Span)>,
+}
+
+/// Buffers larger than this are freed rather than kept.
+const KEEP_BUF: usize = 64 * 1024;
+/// Sets of buffers a thread keeps.
+const POOL: usize = 64;
+
+thread_local! {
+    static BUFS: std::cell::RefCell<Vec<Bufs>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Conn {
     pub fn new(fd: OwnedFd, http: bool, info: ConnInfo, ctx: &Arc<Ctx>) -> Conn {
         let raw = fd.as_raw_fd();
+        let b = BUFS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
         Conn {
             fd,
             http,
             info,
             stage: Stage::Head,
-            req: ReqBuf::default(),
+            req: ReqBuf {
+                head: b.head,
+                hdrs: b.hdrs,
+            },
             head: None,
             io: Io {
                 fd: raw,
-                rbuf: Vec::new(),
-                pre: Vec::new(),
+                rbuf: b.rbuf,
+                pre: b.pre,
                 body: Body::Done,
-                wbuf: Vec::new(),
+                wbuf: b.wbuf,
                 out: Out::Uwsgi { http11: true },
                 framing: BodyLen::Close,
                 timeout: ctx.cfg.socket_timeout.max(Duration::from_millis(100)),
@@ -128,6 +152,36 @@ impl Conn {
 
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The socket, with the buffers given back to this thread's pool.
+    pub fn into_fd(self) -> OwnedFd {
+        let Conn { fd, req, io, .. } = self;
+        let mut b = Bufs {
+            rbuf: io.rbuf,
+            pre: io.pre,
+            wbuf: io.wbuf,
+            head: req.head,
+            hdrs: req.hdrs,
+        };
+        if b.rbuf.capacity() <= KEEP_BUF
+            && b.pre.capacity() <= KEEP_BUF
+            && b.wbuf.capacity() <= KEEP_BUF
+            && b.head.capacity() <= KEEP_BUF
+        {
+            b.rbuf.clear();
+            b.pre.clear();
+            b.wbuf.clear();
+            b.head.clear();
+            b.hdrs.clear();
+            BUFS.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL {
+                    p.push(b);
+                }
+            });
+        }
+        fd
     }
 
     /// Ready for the next request on the same connection.

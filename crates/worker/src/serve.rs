@@ -266,7 +266,7 @@ impl Server {
             b.closed();
         }
         let unread = !c.io.rbuf.is_empty() || c.io.body != Body::Done;
-        let Conn { fd, .. } = c;
+        let fd = c.into_fd();
         if unread {
             sock::linger_close(fd);
         } else {
@@ -694,7 +694,9 @@ impl Server {
             };
         }
         if let Vars::Uwsgi(u) = &vars {
-            info.trusted = u
+            // The peer (nginx) names the client; only a listed address is trusted.
+            info.trusted = !ctx.trusted.is_empty()
+                && u
                 .var(b"REMOTE_ADDR")
                 .and_then(|a| std::str::from_utf8(a).ok())
                 .and_then(|a| a.parse().ok())
