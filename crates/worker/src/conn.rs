@@ -63,7 +63,18 @@ pub struct Io {
     pub timeout: Duration,
     pub limit_post: u64,
     pub ctx: Arc<Ctx>,
+    /// The current window of `socket-timeout` while the app reads the body, and the bytes
+    /// it brought: each window must bring [`MIN_BODY_RATE`] × its length.
+    pub body_start: Instant,
+    body_got: u64,
+    /// Why the body could not be read to its end (the answer becomes 408/413/400).
+    pub body_error: Option<BodyError>,
 }
+
+/// Bytes per second a request body must bring, over each `socket-timeout` window, while
+/// the app reads it (each read also waits at most `socket-timeout`): a client that trickles
+/// cannot hold a thread for long.
+pub const MIN_BODY_RATE: u64 = 1024;
 
 /// Where a connection is in its current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +152,9 @@ impl Conn {
                 timeout: ctx.cfg.socket_timeout.max(Duration::from_millis(100)),
                 limit_post: ctx.cfg.limit_post,
                 ctx: ctx.clone(),
+                body_start: Instant::now(),
+                body_got: 0,
+                body_error: None,
             },
             registered: false,
             served: 0,
@@ -192,6 +206,7 @@ impl Conn {
         self.req.hdrs.clear();
         self.io.pre.clear();
         self.io.body = Body::Done;
+        self.io.body_error = None;
         self.deadline = None;
         self.idle_deadline = false;
         self.continued = false;
@@ -267,8 +282,32 @@ impl Io {
     }
 
     fn read_more(&mut self) -> Result<(), BodyError> {
-        match sock::read_wait(self.fd, &mut self.rbuf, READ_CHUNK, self.timeout) {
-            Got::Bytes(_) => Ok(()),
+        let need = (MIN_BODY_RATE as u128 * self.timeout.as_millis() / 1000) as u64;
+        let mut now = Instant::now();
+        if now >= self.body_start + self.timeout {
+            if self.body_got < need {
+                return Err(BodyError::Timeout);
+            }
+            self.body_start = now;
+            self.body_got = 0;
+        }
+        let wait = if self.body_got >= need {
+            self.timeout
+        } else {
+            (self.body_start + self.timeout).saturating_duration_since(now)
+        };
+        let got = sock::read_wait(self.fd, &mut self.rbuf, READ_CHUNK, wait);
+        if matches!(got, Got::WouldBlock) && self.body_got < need {
+            now = Instant::now();
+            if now < self.body_start + self.timeout {
+                return self.read_more();
+            }
+        }
+        match got {
+            Got::Bytes(n) => {
+                self.body_got += n as u64;
+                Ok(())
+            }
             Got::Eof => Err(BodyError::Disconnected),
             Got::WouldBlock => Err(BodyError::Timeout),
             Got::Err(e) => Err(BodyError::Io(e.to_string())),
@@ -374,6 +413,24 @@ impl Io {
 
 impl Exchange for Io {
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize, wait: bool) -> Read {
+        let r = self.read_body_inner(out, max, wait);
+        if let Read::Err(e) = &r {
+            self.body_error = Some(e.clone());
+        }
+        r
+    }
+
+    fn start_stream(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+        self.start_stream_inner(head)
+    }
+
+    fn send_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.send_chunk_inner(data)
+    }
+}
+
+impl Io {
+    fn read_body_inner(&mut self, out: &mut Vec<u8>, max: usize, wait: bool) -> Read {
         if !self.pre.is_empty() {
             let n = max.min(self.pre.len());
             out.extend_from_slice(&self.pre[..n]);
@@ -433,7 +490,7 @@ impl Exchange for Io {
         }
     }
 
-    fn start_stream(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+    fn start_stream_inner(&mut self, head: &ResponseHead) -> std::io::Result<()> {
         self.wbuf.clear();
         let add = &self.ctx.add_headers;
         match &mut self.out {
@@ -470,7 +527,7 @@ impl Exchange for Io {
         Ok(())
     }
 
-    fn send_chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
+    fn send_chunk_inner(&mut self, data: &[u8]) -> std::io::Result<()> {
         let data = if self.sends_body() { data } else { &[] };
         let wbuf = std::mem::take(&mut self.wbuf);
         let r = if self.framing == BodyLen::Chunked && !data.is_empty() {

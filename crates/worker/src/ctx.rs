@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Body bytes read before the app is called (unless `post-buffering` asks for more).
-pub const PREREAD: usize = 64 * 1024;
+/// Body bytes read (by the serving thread, the connection parked while they arrive)
+/// before the app is called, unless `post-buffering` asks for more: a body up to this size
+/// never makes a thread wait for the client.
+pub const PREREAD: usize = 1 << 20;
 
 pub struct Ctx {
     pub cfg: WorkerConfig,

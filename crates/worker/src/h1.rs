@@ -7,8 +7,9 @@
 //! absolute-form for proxies' sake), two `Host` headers, HTTP/1.1 without `Host`, a
 //! Content-Length that is not a number or that two headers disagree on, Transfer-Encoding
 //! whose last coding is not `chunked` or together with Content-Length, header names that
-//! collide once `-` and `_` are folded. A head over `buffer-size` or with too many fields
-//! is 431. CONNECT is answered 405.
+//! collide once `-` and `_` are folded (when `http-keep-underscore-headers` lets them
+//! through; by default names with `_` are dropped). A head over `buffer-size` or with too
+//! many fields is 431. CONNECT is answered 405.
 
 use liege_wsgi::types::{ResponseHead, Span};
 use std::io::Write;
@@ -69,14 +70,20 @@ fn is_method_char(c: u8) -> bool {
     c.is_ascii_uppercase() || c.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-/// Parse the head at the start of `buf`: at most `max_head` bytes and `max_headers` fields.
-/// Header spans go to `hdrs` (cleared first).
-pub fn parse(
-    buf: &[u8],
-    max_head: usize,
-    max_headers: usize,
-    hdrs: &mut Vec<(Span, Span)>,
-) -> Parse {
+/// Limits and choices of [`parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// `buffer-size`: the largest head.
+    pub max_head: usize,
+    /// `max-vars`: the most header fields.
+    pub max_headers: usize,
+    /// `http-keep-underscore-headers`: else names with `_` are dropped.
+    pub keep_underscore: bool,
+}
+
+/// Parse the head at the start of `buf`. Header spans go to `hdrs` (cleared first).
+pub fn parse(buf: &[u8], rules: &Rules, hdrs: &mut Vec<(Span, Span)>) -> Parse {
+    let (max_head, max_headers) = (rules.max_head, rules.max_headers);
     hdrs.clear();
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
@@ -159,8 +166,15 @@ pub fn parse(
     for hd in req.headers.iter() {
         let name = hd.name.as_bytes();
         let value = hd.value;
+        if name.contains(&b'_') {
+            if !rules.keep_underscore {
+                // Not passed to the app: in the environ it would pass for the hyphenated
+                // header a proxy sets (gunicorn, Apache and nginx drop them too).
+                continue;
+            }
+            underscore = true;
+        }
         hdrs.push((span(buf, name), span(buf, value)));
-        underscore |= name.contains(&b'_');
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
             host = Some(span(buf, value));
@@ -552,7 +566,12 @@ mod tests {
 
     fn p(raw: &[u8]) -> Result<Head, Refusal> {
         let mut h = Vec::new();
-        match parse(raw, 4096, 64, &mut h) {
+        let rules = Rules {
+            max_head: 4096,
+            max_headers: 64,
+            keep_underscore: false,
+        };
+        match parse(raw, &rules, &mut h) {
             Parse::Done(head) => Ok(head),
             Parse::Refused(r) => Err(r),
             Parse::Partial => panic!("partial"),

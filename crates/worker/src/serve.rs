@@ -34,7 +34,7 @@ use crate::h1::{self, Framing};
 use crate::sock::{self, Epoll, Got};
 use liege_protocol::uwsgi::{check, content_length, parse_vars, Check, HEADER_LEN};
 use liege_wsgi::types::{
-    ConnInfo, HttpHead, Reply, ResponseBody, ResponseHead, Span, UwsgiVars, Vars,
+    BodyError, ConnInfo, HttpHead, Reply, ResponseBody, ResponseHead, Span, UwsgiVars, Vars,
 };
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -175,8 +175,7 @@ pub struct Server {
     pub ctx: Arc<Ctx>,
     handler: Arc<liege_wsgi::Handler>,
     balance: Option<Balance>,
-    max_head: usize,
-    max_headers: usize,
+    rules: h1::Rules,
 }
 
 fn unix_ms() -> u64 {
@@ -204,8 +203,11 @@ impl Server {
             active: AtomicUsize::new(0),
             accepts: AtomicU32::new(0),
             stopping: AtomicBool::new(false),
-            max_head: ctx.cfg.buffer_size.max(1024),
-            max_headers: (ctx.cfg.max_vars as usize).max(16),
+            rules: h1::Rules {
+                max_head: ctx.cfg.buffer_size.max(1024),
+                max_headers: (ctx.cfg.max_vars as usize).max(16),
+                keep_underscore: ctx.cfg.keep_underscore_headers,
+            },
             balance,
             handler,
             ctx,
@@ -513,10 +515,18 @@ impl Server {
                 Stage::Head => {}
                 Stage::Body => {
                     let preread = self.ctx.preread;
+                    // A chunked body over a small limit-post is refused (413) before the
+                    // app runs: read up to one byte past the limit.
+                    let limit = self.ctx.cfg.limit_post;
+                    let chunked_want = if limit > 0 && limit < 16 << 20 {
+                        preread.max(limit as usize + 1)
+                    } else {
+                        preread
+                    };
                     let ready = match c.io.body {
                         Body::Done => true,
                         Body::Length(n) => c.io.rbuf.len() as u64 >= n.min(preread as u64),
-                        Body::Chunked(..) => match c.io.preread_chunked(preread) {
+                        Body::Chunked(..) => match c.io.preread_chunked(chunked_want) {
                             Ok(r) => r,
                             Err(liege_wsgi::types::BodyError::TooLarge(limit)) => {
                                 tracing::warn!("request body exceeds limit-post {limit}");
@@ -551,7 +561,7 @@ impl Server {
 
     /// Move a complete head from `rbuf` into `req`. `None`: incomplete.
     fn parse_http(&self, c: &mut Conn) -> Option<Prep> {
-        let head = match h1::parse(&c.io.rbuf, self.max_head, self.max_headers, &mut c.req.hdrs) {
+        let head = match h1::parse(&c.io.rbuf, &self.rules, &mut c.req.hdrs) {
             h1::Parse::Partial => return None,
             h1::Parse::Refused(r) => {
                 if r.why == "colliding header names" {
@@ -696,11 +706,10 @@ impl Server {
         if let Vars::Uwsgi(u) = &vars {
             // The peer (nginx) names the client; only a listed address is trusted.
             info.trusted = !ctx.trusted.is_empty()
-                && u
-                .var(b"REMOTE_ADDR")
-                .and_then(|a| std::str::from_utf8(a).ok())
-                .and_then(|a| a.parse().ok())
-                .is_some_and(|ip| ctx.is_trusted(Some(ip)));
+                && u.var(b"REMOTE_ADDR")
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|a| a.parse().ok())
+                    .is_some_and(|ip| ctx.is_trusted(Some(ip)));
         }
         let mut log = if ctx.cfg.disable_logging {
             None
@@ -727,8 +736,29 @@ impl Server {
             }
             None => {
                 ctx.busy_since[core as usize].store(unix_ms(), Ordering::Relaxed);
-                let reply = self.handler.call(core, &vars, info, io);
+                io.body_start = Instant::now();
+                let mut reply = self.handler.call(core, &vars, info, io);
                 ctx.busy_since[core as usize].store(0, Ordering::Relaxed);
+                if let (Some(e), Reply::Whole(..)) = (&io.body_error, &reply) {
+                    // The body could not be read: say why, whatever the app made of it.
+                    let status = match e {
+                        BodyError::Timeout => 408,
+                        BodyError::TooLarge(_) => 413,
+                        _ => 400,
+                    };
+                    tracing::warn!("request body: {e}: answering {status}");
+                    reply = Reply::error(
+                        status,
+                        match status {
+                            408 => "Request Timeout\n",
+                            413 => "Request Entity Too Large\n",
+                            _ => "Bad Request\n",
+                        },
+                    );
+                    if let Out::Http { keep_alive, .. } = &mut io.out {
+                        *keep_alive = false;
+                    }
+                }
                 if let Some(l) = log.as_mut() {
                     l.set_head(reply.head());
                 }

@@ -416,7 +416,9 @@ fn file_body(py: Python<'_>, fw: &FileWrapper) -> PyResult<Option<FileBody>> {
 fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
     if b.is_ascii() {
         // SAFETY: ASCII is valid UTF-8.
-        return Ok(PyString::new(py, unsafe { std::str::from_utf8_unchecked(b) }));
+        return Ok(PyString::new(py, unsafe {
+            std::str::from_utf8_unchecked(b)
+        }));
     }
     // SAFETY: the pointer and length describe a valid byte slice; a NULL errors string means
     // strict; the result is a new reference or NULL with an exception set.

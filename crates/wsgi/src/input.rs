@@ -51,8 +51,9 @@ impl Input {
         }
     }
 
-    /// Get more bytes. `Ok(false)` at the end of the body.
-    fn fill(&self, py: Python<'_>) -> PyResult<bool> {
+    /// Get more bytes (up to about `want`). `Ok(false)` at the end of the body.
+    fn fill(&self, py: Python<'_>, want: usize) -> PyResult<bool> {
+        let want = want.max(FILL);
         {
             let mut st = lock(&self.st);
             if st.eof {
@@ -61,7 +62,7 @@ impl Input {
             st.compact();
             // Bytes the worker already holds: no GIL release, no syscall.
             let buf = &mut st.buf;
-            if let Ok(r) = self.ex.try_with(|e| e.read_body(buf, FILL, false)) {
+            if let Ok(r) = self.ex.try_with(|e| e.read_body(buf, want, false)) {
                 match r {
                     Some(Read::WouldBlock) => {}
                     other => return finish(&mut st, other),
@@ -72,7 +73,7 @@ impl Input {
         py.detach(|| {
             let mut st = lock(st);
             let buf = &mut st.buf;
-            let r = ex.with(|e| e.read_body(buf, FILL, true));
+            let r = ex.with(|e| e.read_body(buf, want, true));
             finish(&mut st, r)
         })
     }
@@ -115,7 +116,7 @@ impl Input {
                 }
             }
             scanned = len;
-            if !self.fill(py)? {
+            if !self.fill(py, FILL)? {
                 return Ok(self.take(py, len));
             }
         }
@@ -147,14 +148,14 @@ impl Input {
             Some(n) if n >= 0 => {
                 let n = n as usize;
                 while self.buffered() < n {
-                    if !self.fill(py)? {
+                    if !self.fill(py, n - self.buffered())? {
                         break;
                     }
                 }
                 Ok(self.take(py, n))
             }
             _ => {
-                while self.fill(py)? {}
+                while self.fill(py, usize::MAX)? {}
                 Ok(self.take(py, usize::MAX))
             }
         }
