@@ -538,17 +538,18 @@ def report(ctx, results, started, elapsed):
         k = (r["scenario"], r["app"], r["threads"])
         if k not in keys:
             keys.append(k)
-    w("| scenario | app | threads | server | req/s | p50 | p99 | errors | closed | server CPU µs/req | nginx CPU µs/req | wrk CPU µs/req | other CPU % |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| scenario | app | threads | server | req/s | p50 | p99 | max (worst run) | errors | closed | server CPU µs/req | nginx CPU µs/req | wrk CPU µs/req | other CPU % |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k in keys:
         for server in ("liege", "uwsgi"):
             rs = [r for r in results if (r["scenario"], r["app"], r["threads"]) == k and r["server"] == server]
             if not rs:
                 continue
             rps = [r["rps"] for r in rs]
-            w("| %s | %s | %d | %s | %.0f (%.0f–%.0f) | %s | %s | %d | %d | %s | %s | %s | %s |" % (
+            w("| %s | %s | %d | %s | %.0f (%.0f–%.0f) | %s | %s | %s | %d | %d | %s | %s | %s | %s |" % (
                 k[0], k[1], k[2], server, med(rps), min(rps), max(rps),
                 fmt_ms(med([r["p50_ms"] for r in rs])), fmt_ms(med([r["p99_ms"] for r in rs])),
+                fmt_ms(max([r["max_ms"] for r in rs if r["max_ms"] is not None], default=None)),
                 sum(r["errors"] for r in rs), sum(r["read"] for r in rs),
                 fmt(med([r["server_us"] for r in rs])),
                 fmt(med([r["nginx_us"] for r in rs])),
