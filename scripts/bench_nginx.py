@@ -736,3 +736,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt as e:
         log("interrupted (%s); every process started was stopped" % e)
         sys.exit(130)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        log("failed: %s\nevery process started was stopped" % e)
+        sys.exit(1)
