@@ -1,8 +1,8 @@
 //! Spawning a vassal: fork+exec of liege itself (or `emperor-wrapper`) with uWSGI's argv
 //! (§7.3), the vassal's directory as cwd, a socketpair end as `UWSGI_EMPEROR_FD`, stdin on
-//! /dev/null, and in the child only async-signal-safe calls (groups/gid/uid in tyrant mode,
-//! then `PR_SET_PDEATHSIG(SIGKILL)`) before exec. argv, environment and the group list are
-//! all prepared before the fork.
+//! /dev/null, and in the child only the async-signal-safe setup of `liege_sys::spawn::PreExec`
+//! (groups/gid/uid in tyrant mode, then `PR_SET_PDEATHSIG(SIGKILL)`) before exec. argv,
+//! environment and the group list are all prepared before the fork.
 
 use liege_config::EmperorConfig;
 use liege_protocol::emperor::EMPEROR_FD_ENV;
@@ -109,71 +109,112 @@ impl Launcher {
     }
 
     /// Spawn the vassal for `file`. Returns the child and the emperor's end of the pipe.
+    /// `dir`: the directory the emperor opened and checked (tyrant mode), entered with
+    /// `fchdir` so that a path swapped since cannot change where the vassal starts.
     pub fn spawn(
         &self,
         file: &Path,
         creds: Option<&Credentials>,
+        dir: Option<&OwnedFd>,
         on_demand: Option<&OwnedFd>,
     ) -> std::io::Result<(tokio::process::Child, UnixStream)> {
-        let dir = file.parent().unwrap_or(Path::new("/"));
+        let parent_dir = file.parent().unwrap_or(Path::new("/"));
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
         let (ours, theirs) = UnixStream::pair()?;
         let theirs: OwnedFd = theirs.into();
         let fd = theirs.as_raw_fd();
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(self.args(file, &name))
-            .current_dir(dir)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(EMPEROR_FD_ENV, fd.to_string())
             .kill_on_drop(false);
+        if dir.is_none() {
+            cmd.current_dir(parent_dir);
+        }
+        if let Some(c) = creds {
+            // A liege vassal refuses its file unless this uid owns it (docs/security.md).
+            cmd.env(liege_config::source::VASSAL_OWNER_ENV, c.uid.to_string());
+        }
         // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
         match on_demand {
             Some(fd) => cmd.stdin(std::process::Stdio::from(fd.try_clone()?)),
             None => cmd.stdin(std::process::Stdio::null()),
         };
-        let parent = std::process::id() as libc::pid_t;
-        let creds = creds.cloned();
-        let groups: Vec<libc::gid_t> = creds.as_ref().map(|c| c.groups.clone()).unwrap_or_default();
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (fcntl, setgroups, setgid, setuid, prctl, getppid);
-        // it allocates nothing (the group list and ids were prepared before the fork) and
-        // touches no lock.
+        let pre = liege_sys::spawn::PreExec {
+            // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
+            keep: vec![fd],
+            cwd: dir.map(|d| d.as_raw_fd()),
+            creds: creds.map(Credentials::child),
+            limits: Default::default(),
+            pdeathsig: Some(libc::SIGKILL),
+            parent: Some(std::process::id() as libc::pid_t),
+        };
+        // SAFETY: PreExec::run only makes async-signal-safe calls on data prepared before the
+        // fork and allocates nothing.
         unsafe {
-            cmd.pre_exec(move || {
-                // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(c) = &creds {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) == -1
-                        || libc::setgid(c.gid) == -1
-                        || libc::setuid(c.uid) == -1
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                // After the credential change, which clears the death signal.
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) == -1
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The emperor may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("emperor died during spawn"));
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || pre.run());
         }
         let child = cmd.spawn()?;
         drop(theirs);
         Ok((child, ours))
+    }
+
+    /// Start the check of a tyrant vassal's file: `liege --check` run as the file's owner in
+    /// the checked directory, with resource limits, so that everything the file makes the
+    /// parser read is read with the owner's rights and a stall or a blow-up costs only that
+    /// child. stdout is discarded; the errors come back on stderr.
+    pub fn spawn_check(
+        &self,
+        file: &Path,
+        creds: &Credentials,
+        dir: &OwnedFd,
+    ) -> std::io::Result<tokio::process::Child> {
+        let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
+        let mut cmd = tokio::process::Command::new("/proc/self/exe");
+        cmd.arg0("liege")
+            .args(self.args(file, &name))
+            .arg("--check")
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env(
+                liege_config::source::VASSAL_OWNER_ENV,
+                creds.uid.to_string(),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let pre = liege_sys::spawn::PreExec {
+            keep: Vec::new(),
+            cwd: Some(dir.as_raw_fd()),
+            creds: Some(creds.child()),
+            limits: liege_sys::spawn::ChildLimits {
+                address_space: Some(1 << 30),
+                cpu_secs: Some(CHECK_CPU_SECS),
+                file_size: Some(0),
+            },
+            pdeathsig: Some(libc::SIGKILL),
+            parent: Some(std::process::id() as libc::pid_t),
+        };
+        // SAFETY: as in `spawn`.
+        unsafe {
+            cmd.pre_exec(move || pre.run());
+        }
+        cmd.spawn()
+    }
+}
+
+/// CPU seconds a config check may use.
+pub const CHECK_CPU_SECS: u64 = 5;
+
+impl Credentials {
+    fn child(&self) -> liege_sys::spawn::ChildCreds {
+        liege_sys::spawn::ChildCreds {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
     }
 }
 

@@ -329,15 +329,49 @@ pub fn systemd_fds(
         .collect()
 }
 
-/// `chmod-socket` on a unix path socket.
+/// `chmod-socket` on a unix path socket, never through a symlink (a root master must not
+/// change the mode of whatever a link swapped in at that path points to): the path is opened
+/// with `O_PATH | O_NOFOLLOW` and the mode set on that very inode via `/proc/self/fd`.
 pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)?;
+    if f.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::other(
+            "is a symlink (its target's mode is never changed)",
+        ));
+    }
+    std::fs::set_permissions(
+        format!("/proc/self/fd/{}", f.as_raw_fd()),
+        std::fs::Permissions::from_mode(mode),
+    )
 }
 
-/// `chown-socket` on a unix path socket (`uid`/`gid` already resolved; None = unchanged).
+/// `chown-socket` on a unix path socket (`uid`/`gid` already resolved; None = unchanged),
+/// never through a symlink (`lchown`).
 pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    std::os::unix::fs::chown(path, uid, gid)
+    std::os::unix::fs::lchown(path, uid, gid)
+}
+
+/// [`bind`] with the final mode of a unix path socket set by the umask at `bind` time, so
+/// that it never exists with a wider mode, even for an instant. Not for threaded callers that
+/// create files meanwhile (the umask is per process).
+pub fn bind_with_mode(
+    addr: &BindAddr,
+    opts: BindOptions,
+    mode: Option<u32>,
+) -> Result<Bound, SocketError> {
+    let Some(mode) = mode.filter(|_| matches!(addr, BindAddr::Unix(_))) else {
+        return bind(addr, opts);
+    };
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        (!mode & 0o777) as libc::mode_t,
+    ));
+    let r = bind(addr, opts);
+    nix::sys::stat::umask(old);
+    r
 }
 
 /// Vacuum: remove the unix socket file at `path` if it is still the one we created (same

@@ -127,6 +127,101 @@ pub fn spawn_self<A: AsRef<OsStr>>(
     Ok(pid)
 }
 
+/// Who a child runs as: ids and the full group list, prepared before the fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildCreds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// Resource limits for a child that parses untrusted input (the emperor's config check).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildLimits {
+    /// `RLIMIT_AS` in bytes.
+    pub address_space: Option<u64>,
+    /// `RLIMIT_CPU` in seconds.
+    pub cpu_secs: Option<u64>,
+    /// `RLIMIT_FSIZE` in bytes (0: the child writes no file).
+    pub file_size: Option<u64>,
+}
+
+/// The one child-side setup of the processes the emperor starts with `Command::pre_exec`
+/// (vassals and config checks): everything is prepared before the fork, and [`PreExec::run`]
+/// makes only async-signal-safe system calls and allocates nothing (its errors are raw OS
+/// error codes).
+#[derive(Debug, Clone, Default)]
+pub struct PreExec {
+    /// Descriptors whose CLOEXEC flag is cleared (inherited under the same number).
+    pub keep: Vec<RawFd>,
+    /// `fchdir` here (a directory the parent opened and checked), before the credentials.
+    pub cwd: Option<RawFd>,
+    pub creds: Option<ChildCreds>,
+    pub limits: ChildLimits,
+    /// `PR_SET_PDEATHSIG` (after the credential change, which clears it).
+    pub pdeathsig: Option<i32>,
+    /// The parent's pid: if the parent died before the death signal was armed, fail.
+    pub parent: Option<libc::pid_t>,
+}
+
+impl PreExec {
+    /// Run in the forked child, before exec.
+    pub fn run(&self) -> io::Result<()> {
+        let err = || Err(io::Error::last_os_error());
+        // SAFETY: async-signal-safe calls only (fcntl, fchdir, setrlimit, setgroups, setgid,
+        // setuid, prctl, getppid) on data owned by `self`, prepared before the fork; nothing
+        // is allocated (io::Error from a raw OS error is not boxed).
+        unsafe {
+            for &fd in &self.keep {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return err();
+                }
+            }
+            if let Some(dir) = self.cwd {
+                if libc::fchdir(dir) != 0 {
+                    return err();
+                }
+            }
+            let limit = |res, v: Option<u64>| match v {
+                Some(v) => {
+                    let r = libc::rlimit {
+                        rlim_cur: v as libc::rlim_t,
+                        rlim_max: v as libc::rlim_t,
+                    };
+                    libc::setrlimit(res, &r) == 0
+                }
+                None => true,
+            };
+            if !limit(libc::RLIMIT_AS, self.limits.address_space)
+                || !limit(libc::RLIMIT_CPU, self.limits.cpu_secs)
+                || !limit(libc::RLIMIT_FSIZE, self.limits.file_size)
+            {
+                return err();
+            }
+            if let Some(c) = &self.creds {
+                if libc::setgroups(c.groups.len(), c.groups.as_ptr()) == -1
+                    || libc::setgid(c.gid) == -1
+                    || libc::setuid(c.uid) == -1
+                {
+                    return err();
+                }
+            }
+            if let Some(sig) = self.pdeathsig {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) == -1 {
+                    return err();
+                }
+            }
+            if let Some(parent) = self.parent {
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How to run an external command (attached daemons, cron jobs).
 #[derive(Debug, Default, Clone)]
 pub struct CommandOpts {
