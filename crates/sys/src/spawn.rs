@@ -236,7 +236,9 @@ pub struct CommandOpts {
 }
 
 /// fork, then exec `/bin/sh -c command` with `env`. Returns the child pid.
-/// The caller must be single-threaded (the master is).
+/// The caller must be single-threaded (the master is). With `setsid` and `pdeathsig`, the
+/// pid is that of a small guard that leads the command's group and kills the whole group
+/// when the caller dies (see `guard_group`).
 pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) -> io::Result<i32> {
     let sh = c"/bin/sh";
     let argv_c = [
@@ -254,6 +256,7 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         .transpose()?;
     let devnull = c"/dev/null";
     let o = opts.clone();
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the parent is single-threaded (documented precondition). The child only calls
     // async-signal-safe functions (setsid, open, dup2, close, prctl, chdir, setgroups, setgid,
     // setuid, sigprocmask, signal, execve, _exit) on data prepared before the fork.
@@ -266,6 +269,9 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         unsafe {
             if o.setsid {
                 libc::setsid();
+            }
+            if o.setsid && o.pdeathsig.is_some() {
+                guard_group(parent);
             }
             if !o.keep_stdin {
                 let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
@@ -306,6 +312,81 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         }
     }
     Ok(pid)
+}
+
+/// The signal a group guard gets when the master dies (rarely used for anything else).
+const GUARD_DEATH_SIGNAL: libc::c_int = libc::SIGPWR;
+
+/// In a freshly `setsid` child whose parent wants it dead with the parent: fork once more.
+/// The grandchild returns and goes on to exec the command; this process stays the session
+/// and group leader (its pid is the one the master knows and signals with `kill(-pid)`) with
+/// every signal blocked, waits, and then either exits as the command did, or, when the
+/// master dies (`GUARD_DEATH_SIGNAL` as its death signal), SIGKILLs the whole group, so that
+/// whatever the command started dies with it. A death signal on the command alone would
+/// leave its children running.
+///
+/// # Safety
+/// Only in a forked child of a single-threaded parent: async-signal-safe calls only.
+unsafe fn guard_group(parent: libc::pid_t) {
+    // SAFETY: the caller's contract (a forked child): async-signal-safe calls only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            GUARD_DEATH_SIGNAL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() != parent {
+            libc::kill(0, libc::SIGKILL);
+            libc::_exit(137);
+        }
+        let child = libc::fork();
+        if child < 0 {
+            libc::_exit(126);
+        }
+        if child == 0 {
+            // The command: it dies with its guard (the caller restores the signal mask and
+            // sets its own death signal).
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            return;
+        }
+        let mut wanted: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut wanted);
+        libc::sigaddset(&mut wanted, libc::SIGCHLD);
+        libc::sigaddset(&mut wanted, GUARD_DEATH_SIGNAL);
+        loop {
+            let sig = libc::sigwaitinfo(&wanted, std::ptr::null_mut());
+            if sig == GUARD_DEATH_SIGNAL && libc::getppid() != parent {
+                libc::kill(0, libc::SIGKILL);
+                libc::_exit(137);
+            }
+            let mut status: libc::c_int = 0;
+            if libc::waitpid(child, &mut status, libc::WNOHANG) == child {
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                // Die of the same signal, so that the master reports what killed the command.
+                let s = libc::WTERMSIG(status);
+                libc::signal(s, libc::SIG_DFL);
+                let mut one: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut one);
+                libc::sigaddset(&mut one, s);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                libc::kill(libc::getpid(), s);
+                libc::_exit(128 + s);
+            }
+        }
+    }
 }
 
 /// Signal a whole process group (a daemon or cron job started with `setsid`).
