@@ -278,3 +278,73 @@ fn a_vassal_refuses_a_file_swapped_after_the_check() {
     let (ok, err) = run("mine.ini");
     assert!(ok, "{err}");
 }
+
+/// Point 4: with `emperor-on-demand-extension`, a user's `.socket` file names a socket the
+/// root emperor binds. It must not make the emperor delete a root-owned socket in a root-only
+/// directory, nor read a root-only file through a symlink into the log and the stats; a
+/// socket in the user's own directory is bound with mode 0666, owned by the user.
+#[test]
+fn on_demand_names_from_users_are_confined() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: tyrant mode needs root");
+        return;
+    }
+    let b = ensure_user("liege-hostile-b");
+    let s = setup();
+    let dir = s.dir("vassals", (0, 0));
+    let rootonly = s.sb.path().join("rootonly");
+    std::fs::create_dir(&rootonly).unwrap();
+    mode(&rootonly, 0o700);
+    let victim = rootonly.join("victim.sock");
+    drop(std::os::unix::net::UnixListener::bind(&victim).unwrap());
+    let secret = s.sb.path().join("secret");
+    std::fs::write(&secret, "TOPSECRET-OD\n").unwrap();
+    mode(&secret, 0o600);
+    let home_b = s.dir("home-b", b);
+    let od = |msg: &str| {
+        format!(
+            "[uwsgi]\nmaster = true\nwsgi-file = {}\nprocesses = 1\nenv = MSG={msg}\n",
+            s.app.display()
+        )
+    };
+    let b1 = dir.join("b1.ini");
+    s.file(&b1, &od("b1"), b);
+    s.file(
+        &dir.join("b1.ini.socket"),
+        &format!("{}\n", victim.display()),
+        b,
+    );
+    let b2 = dir.join("b2.ini");
+    s.file(&b2, &od("b2"), b);
+    let l = dir.join("b2.ini.socket");
+    std::os::unix::fs::symlink(&secret, &l).unwrap();
+    own(&l, b);
+    let b3 = dir.join("b3.ini");
+    s.file(&b3, &od("b3"), b);
+    let mine = home_b.join("b3.sock");
+    s.file(
+        &dir.join("b3.ini.socket"),
+        &format!("{}\n", mine.display()),
+        b,
+    );
+
+    let e = s.emperor(
+        dir.to_str().unwrap(),
+        &["--emperor-on-demand-extension", ".socket"],
+    );
+    wait_refused(&e, &b1, "does not own");
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::symlink_metadata(&victim).expect("the root socket is still there");
+    assert!(m.file_type().is_socket() && m.uid() == 0);
+    wait_refused(&e, &b2, "symlink");
+    let v = e.wait_state(&b3, "on-demand", T);
+    assert_eq!(v["uid"], b.0, "{v}");
+    let m = std::fs::symlink_metadata(&mine).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o666, b.0));
+    let log = e.proc.output();
+    let stats = e.stats().unwrap().to_string();
+    assert!(
+        !log.contains("TOPSECRET") && !stats.contains("TOPSECRET"),
+        "{log}"
+    );
+}

@@ -358,21 +358,21 @@ fn on_demand_allowed(
             if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
                 return refuse("is not an absolute path without `..`");
             }
-            if std::fs::symlink_metadata(p).is_ok() {
-                return refuse("already exists (the emperor never replaces a file it did not create)");
-            }
             let parent = p.parent().unwrap_or(Path::new("/"));
             let real = std::fs::canonicalize(parent).ok();
             if real.as_deref() != Some(parent) {
                 return refuse("is in a directory reached through a symlink, or missing");
             }
-            if confine.is_some_and(|c| parent == c) {
-                return Ok(());
+            let mine = std::fs::symlink_metadata(parent).is_ok_and(|m| m.uid() == uid);
+            if !mine && confine.is_none_or(|c| parent != c) {
+                return refuse("is in a directory the app's user does not own");
             }
-            match std::fs::symlink_metadata(parent) {
-                Ok(m) if m.uid() == uid => Ok(()),
-                _ => refuse("is in a directory the app's user does not own"),
+            if std::fs::symlink_metadata(p).is_ok() {
+                return refuse(
+                    "already exists (the emperor never replaces a file it did not create)",
+                );
             }
+            Ok(())
         }
         _ => Ok(()),
     }
