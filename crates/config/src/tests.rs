@@ -719,8 +719,31 @@ fn file_references_are_relative_to_the_cwd() {
 
 #[test]
 fn endless_files_are_refused() {
-    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("larger than"));
-    assert!(errors(&["--ini", "/dev/zero"])[0].contains("larger than"));
+    // Devices and FIFOs are never read as configuration (they could be endless or stall).
+    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("not a regular file"));
+    assert!(errors(&["--ini", "/dev/zero"])[0].contains("not a regular file"));
+}
+
+#[test]
+fn config_files_share_one_budget() {
+    let big = format!(
+        "[uwsgi]\n{}",
+        "; padding padding padding padding\n".repeat(45_000)
+    );
+    let d = Dir::new(&[
+        ("a.ini", big.as_str()),
+        ("b.ini", big.as_str()),
+        ("c.ini", big.as_str()),
+        (
+            "main.ini",
+            "[uwsgi]\ninclude = a.ini\ninclude = b.ini\ninclude = c.ini\n",
+        ),
+    ]);
+    let e = d.errors(&["--ini", "main.ini"]);
+    assert!(
+        e.iter().any(|e| e.contains("MiB of config files in all")),
+        "{e:?}"
+    );
 }
 
 #[test]
