@@ -774,6 +774,22 @@ pub fn read_owned(path: &Path, uid: u32) -> std::io::Result<String> {
     read_checked(path, true, Some(uid))
 }
 
+thread_local! {
+    /// See [`with_reader`].
+    static READER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` (a parse, in this thread) reading config files as if for `uid`: every file read
+/// must be owned by `uid` or be world-readable, so that a root process parsing a user's
+/// configuration (the emperor, for an on-demand tyrant vassal) reads nothing for that user
+/// that the user could not read.
+pub fn with_reader<T>(uid: u32, f: impl FnOnce() -> T) -> T {
+    let before = READER.with(|r| r.replace(Some(uid)));
+    let out = f();
+    READER.with(|r| r.set(before));
+    out
+}
+
 fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Result<String> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -796,6 +812,14 @@ fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Res
         return Err(std::io::Error::other(
             "not a regular file (a FIFO, device or socket is never read as configuration)",
         ));
+    }
+    if let Some(uid) = READER.with(|r| r.get()) {
+        if meta.uid() != uid && meta.mode() & 0o004 == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("neither owned by uid {uid} nor world-readable"),
+            ));
+        }
     }
     if let Some(uid) = owner {
         let me = nix::unistd::getuid().as_raw();

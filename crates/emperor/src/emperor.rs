@@ -1031,10 +1031,13 @@ impl Emperor {
             }
         };
         let validation = match result {
-            // On-demand needs the settings (listeners, chmod/chown-socket): parsed here from
-            // the bytes already read, once the owner's own check has passed.
+            // On-demand needs the settings (listeners, chmod-socket): parsed here from the
+            // bytes already read, once the owner's own check has passed, reading any other
+            // file only if the owner owns it or anyone may read it.
             Ok(()) if self.on_demand.enabled() => {
-                self.validate(path, Some(accepted.content.clone()))
+                liege_config::source::with_reader(accepted.owner.uid, || {
+                    self.validate(path, Some(accepted.content.clone()))
+                })
             }
             Ok(()) => Ok(None),
             Err(msg) => Err(msg),
