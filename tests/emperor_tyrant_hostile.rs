@@ -142,8 +142,13 @@ fn a_symlinked_or_foreign_directory_is_refused() {
     let ok = vassals_a.join("ok.ini");
     s.file(&ok, &s.ini(pok, "ok"), a);
 
+    // B also swaps a directory the admin named as a monitor itself (B owns its parent).
+    let direct = s.sb.path().join("home/b/direct");
+    std::os::unix::fs::symlink("../a/uploads", &direct).unwrap();
+    own(&direct, b);
+
     let glob = format!("{}/home/*/vassals/*.ini", s.sb.path().display());
-    let e = s.emperor(&glob, &[]);
+    let e = s.emperor(&glob, &["--emperor", direct.to_str().unwrap()]);
     // The control vassal runs, as A: the emperor does see and start files.
     wait_for(T, "ok answering", || {
         liege_testkit::http_get(&format!("127.0.0.1:{pok}"), "/")
@@ -151,6 +156,8 @@ fn a_symlinked_or_foreign_directory_is_refused() {
     });
     let via_link = link.join("evil.ini");
     let v = wait_refused(&e, &via_link, "symlink");
+    assert!(last_error(&v).contains("emperor-tyrant-nofollow"), "{v}");
+    let v = wait_refused(&e, &direct.join("evil.ini"), "symlink");
     assert!(last_error(&v).contains("emperor-tyrant-nofollow"), "{v}");
     let v = wait_refused(&e, &planted, &format!("owned by uid {}", b.0));
     assert!(last_error(&v).contains("directory"), "{v}");

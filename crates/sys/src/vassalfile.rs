@@ -28,8 +28,8 @@ pub struct Opened {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
-    /// Every directory below the base, down to the file's own (not the base: the admin
-    /// configured it).
+    /// Every directory below the base, down to the file's own; with `nofollow`, also the
+    /// base and every directory above it.
     pub dirs: Vec<DirOwner>,
     /// The file's content, read from the opened descriptor.
     pub content: Vec<u8>,
@@ -109,14 +109,18 @@ pub fn open(base: &Path, path: &Path, nofollow: bool, max: u64) -> Result<Opened
         return Err(OpenError::NotRegular(path.to_path_buf()));
     };
     let follow = if nofollow { libc::O_NOFOLLOW } else { 0 };
-    let mut dir = openat(
-        libc::AT_FDCWD,
-        base.as_os_str(),
-        libc::O_PATH | libc::O_DIRECTORY,
-    )
-    .map_err(io(base))?;
-    let mut here = base.to_path_buf();
     let mut dirs = Vec::new();
+    let mut dir = if nofollow {
+        open_base(base, &mut dirs)?
+    } else {
+        openat(
+            libc::AT_FDCWD,
+            base.as_os_str(),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )
+        .map_err(io(base))?
+    };
+    let mut here = base.to_path_buf();
     for n in names {
         here.push(n);
         dir = openat(
@@ -176,6 +180,49 @@ pub fn open(base: &Path, path: &Path, nofollow: bool, max: u64) -> Result<Opened
     })
 }
 
+/// `nofollow`: walk from `/` to the base too, one component at a time, following only
+/// symlinks that root owns (an admin's `/home -> /srv/home`), and record every directory (the
+/// base's owner matters: a user who owns the base's parent could swap the base itself).
+fn open_base(base: &Path, dirs: &mut Vec<DirOwner>) -> Result<OwnedFd, OpenError> {
+    let root = Path::new("/");
+    let mut dir = openat(
+        libc::AT_FDCWD,
+        root.as_os_str(),
+        libc::O_PATH | libc::O_DIRECTORY,
+    )
+    .map_err(|e| OpenError::Io(root.to_path_buf(), e))?;
+    let mut here = root.to_path_buf();
+    for c in base.components() {
+        let Component::Normal(n) = c else { continue };
+        here.push(n);
+        let at = |e: io::Error| OpenError::Io(here.clone(), e);
+        dir = match openat(
+            dir.as_raw_fd(),
+            n,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        ) {
+            Ok(d) => d,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                // A symlink: followed only if root made it.
+                let link =
+                    openat(dir.as_raw_fd(), n, libc::O_PATH | libc::O_NOFOLLOW).map_err(at)?;
+                let st = fstat(link.as_raw_fd()).map_err(at)?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFLNK && st.st_uid != 0 {
+                    return Err(OpenError::Symlink(here.clone()));
+                }
+                openat(dir.as_raw_fd(), n, libc::O_PATH | libc::O_DIRECTORY).map_err(at)?
+            }
+            Err(e) => return Err(at(e)),
+        };
+        let st = fstat(dir.as_raw_fd()).map_err(|e| OpenError::Io(here.clone(), e))?;
+        dirs.push(DirOwner {
+            path: here.clone(),
+            uid: st.st_uid,
+        });
+    }
+    Ok(dir)
+}
+
 /// Open a small file (an on-demand `.socket` name) next to a vassal file: never through a
 /// symlink, regular, at most `max` bytes. Returns the owner uid and the bytes.
 pub fn read_small_nofollow(path: &Path, max: u64) -> Result<(u32, Vec<u8>), OpenError> {
@@ -215,8 +262,8 @@ mod tests {
         std::os::unix::fs::symlink("up", t.join("b")).unwrap();
         let o = open(&t, &t.join("a/v/x.ini"), true, 100).unwrap();
         assert_eq!(o.content, b"[uwsgi]\n");
-        assert_eq!(o.dirs.len(), 2);
-        assert_eq!(o.dirs[1].path, t.join("a/v"));
+        assert_eq!(o.dirs.last().unwrap().path, t.join("a/v"));
+        assert!(o.dirs.iter().any(|d| d.path == t));
         let e = open(&t, &t.join("b/evil.ini"), true, 100).unwrap_err();
         assert!(matches!(e, OpenError::Symlink(_)), "{e}");
         assert!(open(&t, &t.join("b/evil.ini"), false, 100).is_ok());
