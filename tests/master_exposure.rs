@@ -49,3 +49,17 @@ fn stats_on_every_address_is_warned_about_and_hides_daemon_arguments() {
     assert!(!String::from_utf8_lossy(&raw).contains("hunter2"));
     assert!(m.output().contains("every address"), "{}", m.output());
 }
+
+#[test]
+fn emperor_stats_on_every_address_is_warned_about() {
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path().join("vassals")).unwrap();
+    let port = free_port();
+    let p = sb.liege(&[
+        "--emperor",
+        "vassals",
+        "--emperor-stats",
+        &format!(":{port}"),
+    ]);
+    p.wait_output(T, "every address");
+}

@@ -574,6 +574,14 @@ impl Emperor {
             match bind_stats(&addr).await {
                 Ok(l) => {
                     tracing::info!("emperor stats on {}", display_addr(&addr));
+                    if let BindAddr::Tcp { host, .. } = &addr {
+                        if host.is_empty() || host == "0.0.0.0" || host == "[::]" || host == "::" {
+                            tracing::warn!(
+                                "the emperor stats server listens on {} (every address): anyone who can reach this host can read it; bind it to 127.0.0.1 or a unix socket",
+                                display_addr(&addr)
+                            );
+                        }
+                    }
                     tokio::spawn(serve_stats(
                         l,
                         stats_tx,
