@@ -7,7 +7,7 @@
 //! which matters: `PR_SET_PDEATHSIG` fires when the *thread* that forked exits.
 
 use crate::monitor::{Fingerprint, Found, Monitor, Owner, ScanOptions};
-use crate::spawn::{Credentials, Launcher};
+use crate::spawn::{Credentials, Launcher, Proc};
 use crate::state::{Action, AfterStop, Event, Policy, Vassal, VassalState};
 use crate::stats::{BlacklistEntry, StatsDoc, VassalStats};
 use liege_config::{BindAddr, Settings};
@@ -1405,7 +1405,7 @@ impl Emperor {
             e.od.as_ref().map(|o| &o.fd),
         ) {
             Ok((child, sock)) => {
-                let pid = child.id().map(|p| p as i32).unwrap_or(-1);
+                let pid = child.pid;
                 let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
                 e.ctl = Some(ctl_tx);
                 e.instance = instance;
@@ -1655,16 +1655,21 @@ async fn watch_socket(
 
 /// Wait for a config check (`Launcher::spawn_check`) within [`CHECK_TIMEOUT`]: Ok if it
 /// exited 0, else its error lines. A check that takes too long is killed.
-async fn run_check(mut child: tokio::process::Child) -> Result<(), String> {
-    let stderr = child.stderr.take();
+async fn run_check((mut child, stderr): (Proc, std::os::fd::OwnedFd)) -> Result<(), String> {
+    let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr);
     let run = async {
         let mut out = Vec::new();
-        if let Some(err) = stderr {
+        if let Ok(err) = stderr {
             let _ = err.take(CHECK_OUTPUT_MAX).read_to_end(&mut out).await;
         }
         (child.wait().await, out)
     };
-    match tokio::time::timeout(CHECK_TIMEOUT, run).await {
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, run).await;
+    if outcome.is_err() {
+        child.kill();
+        let _ = child.wait().await;
+    }
+    match outcome {
         Err(_) => Err(format!(
             "the config check (run as the file's owner) did not finish within {}s; is something it reads a FIFO or very slow?",
             CHECK_TIMEOUT.as_secs()
@@ -1688,7 +1693,7 @@ async fn run_check(mut child: tokio::process::Child) -> Result<(), String> {
 
 /// The task that owns one vassal process and its pipe.
 async fn watch_child(
-    mut child: tokio::process::Child,
+    mut child: Proc,
     sock: std::os::unix::net::UnixStream,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     tx: mpsc::UnboundedSender<ChildMsg>,
@@ -1709,7 +1714,7 @@ async fn watch_child(
         Ok(s) => s.into_split(),
         Err(e) => {
             tracing::error!(vassal = %key.display(), "emperor pipe unusable: {e}; killing the vassal");
-            let _ = child.start_kill();
+            child.kill();
             send(ChildKind::Exited(describe(child.wait().await)));
             return;
         }
@@ -1738,9 +1743,7 @@ async fn watch_child(
                 Some(Ctl::Byte(b)) => {
                     let _ = wr.write_all(&[b]).await;
                 }
-                Some(Ctl::Kill) => {
-                    let _ = child.start_kill();
-                }
+                Some(Ctl::Kill) => child.kill(),
                 None => ctl_open = false,
             },
         }

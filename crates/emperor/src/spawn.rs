@@ -24,6 +24,8 @@ pub struct Launcher {
     pub env: Vec<(OsString, OsString)>,
     /// Extensions passed with `--config` instead of `--ini`.
     pub extra_extensions: Vec<String>,
+    /// Our own executable, for the config checks (opened at start).
+    pub exe: Option<std::sync::Arc<liege_sys::spawn::SelfExe>>,
 }
 
 /// Who a vassal runs as in tyrant mode.
@@ -93,6 +95,9 @@ impl Launcher {
             after,
             env: vassal_env(env),
             extra_extensions: cfg.extra_extensions.clone(),
+            exe: liege_sys::spawn::SelfExe::open()
+                .ok()
+                .map(std::sync::Arc::new),
         }
     }
 
@@ -117,74 +122,77 @@ impl Launcher {
         creds: Option<&Credentials>,
         dir: Option<&OwnedFd>,
         on_demand: Option<&OwnedFd>,
-    ) -> std::io::Result<(tokio::process::Child, UnixStream)> {
-        let parent_dir = file.parent().unwrap_or(Path::new("/"));
+    ) -> std::io::Result<(Proc, UnixStream)> {
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
+        // Non-tyrant: the file's directory as named (symlinks followed, as uWSGI does).
+        let opened;
+        let cwd = match dir {
+            Some(d) => d.as_raw_fd(),
+            None => {
+                opened = std::fs::File::open(file.parent().unwrap_or(Path::new("/")))?;
+                opened.as_raw_fd()
+            }
+        };
         let (ours, theirs) = UnixStream::pair()?;
         let theirs: OwnedFd = theirs.into();
         let fd = theirs.as_raw_fd();
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(self.args(file, &name))
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env(EMPEROR_FD_ENV, fd.to_string())
-            .kill_on_drop(false);
-        if dir.is_none() {
-            cmd.current_dir(parent_dir);
-        }
+        let mut argv: Vec<OsString> = vec![self.program.clone().into_os_string()];
+        argv.extend(self.args(file, &name));
+        let mut env = self.env.clone();
+        env.push((EMPEROR_FD_ENV.into(), fd.to_string().into()));
         if let Some(c) = creds {
             // A liege vassal refuses its file unless this uid owns it (docs/security.md).
-            cmd.env(liege_config::source::VASSAL_OWNER_ENV, c.uid.to_string());
+            env.push((
+                liege_config::source::VASSAL_OWNER_ENV.into(),
+                c.uid.to_string().into(),
+            ));
         }
-        // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
-        match on_demand {
-            Some(fd) => cmd.stdin(std::process::Stdio::from(fd.try_clone()?)),
-            None => cmd.stdin(std::process::Stdio::null()),
-        };
         let pre = liege_sys::spawn::PreExec {
             // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
             keep: vec![fd],
-            cwd: dir.map(|d| d.as_raw_fd()),
+            cwd: Some(cwd),
             creds: creds.map(Credentials::child),
             limits: Default::default(),
             pdeathsig: Some(libc::SIGKILL),
             parent: Some(std::process::id() as libc::pid_t),
         };
-        // SAFETY: PreExec::run only makes async-signal-safe calls on data prepared before the
-        // fork and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || pre.run());
-        }
-        let child = cmd.spawn()?;
+        // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
+        let stdio = liege_sys::spawn::ChildStdio {
+            stdin: on_demand.map(|f| f.as_raw_fd()),
+            ..Default::default()
+        };
+        let pid = liege_sys::spawn::spawn_exec(
+            liege_sys::spawn::Program::Path(&self.program),
+            &argv,
+            &env,
+            stdio,
+            &pre,
+        )?;
         drop(theirs);
-        Ok((child, ours))
+        Ok((Proc::new(pid)?, ours))
     }
 
     /// Start the check of a tyrant vassal's file: `liege --check` run as the file's owner in
     /// the checked directory, with resource limits, so that everything the file makes the
     /// parser read is read with the owner's rights and a stall or a blow-up costs only that
-    /// child. stdout is discarded; the errors come back on stderr.
+    /// child. stdout is discarded; the errors come back on the returned pipe (its stderr).
     pub fn spawn_check(
         &self,
         file: &Path,
         creds: &Credentials,
         dir: &OwnedFd,
-    ) -> std::io::Result<tokio::process::Child> {
+    ) -> std::io::Result<(Proc, OwnedFd)> {
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
-        let mut cmd = tokio::process::Command::new("/proc/self/exe");
-        cmd.arg0("liege")
-            .args(self.args(file, &name))
-            .arg("--check")
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env(
-                liege_config::source::VASSAL_OWNER_ENV,
-                creds.uid.to_string(),
-            )
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+        let mut argv: Vec<OsString> = vec!["liege".into()];
+        argv.extend(self.args(file, &name));
+        argv.push("--check".into());
+        let mut env = self.env.clone();
+        env.push((
+            liege_config::source::VASSAL_OWNER_ENV.into(),
+            creds.uid.to_string().into(),
+        ));
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let devnull = std::fs::File::options().write(true).open("/dev/null")?;
         let pre = liege_sys::spawn::PreExec {
             keep: Vec::new(),
             cwd: Some(dir.as_raw_fd()),
@@ -197,11 +205,81 @@ impl Launcher {
             pdeathsig: Some(libc::SIGKILL),
             parent: Some(std::process::id() as libc::pid_t),
         };
-        // SAFETY: as in `spawn`.
-        unsafe {
-            cmd.pre_exec(move || pre.run());
+        let stdio = liege_sys::spawn::ChildStdio {
+            stdin: None,
+            stdout: Some(devnull.as_raw_fd()),
+            stderr: Some(wr.as_raw_fd()),
+        };
+        let exe = self
+            .exe
+            .as_deref()
+            .ok_or_else(|| std::io::Error::other("cannot open /proc/self/exe"))?;
+        let pid = liege_sys::spawn::spawn_exec(
+            liege_sys::spawn::Program::SelfExe(exe),
+            &argv,
+            &env,
+            stdio,
+            &pre,
+        )?;
+        drop(wr);
+        Ok((Proc::new(pid)?, rd))
+    }
+}
+
+/// A child of the emperor (vassal or config check), awaited through its pidfd and reaped by
+/// `waitpid` on that pid only.
+pub struct Proc {
+    pub pid: i32,
+    pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
+    done: Option<std::process::ExitStatus>,
+}
+
+impl Proc {
+    fn new(pid: i32) -> std::io::Result<Proc> {
+        let registered = liege_sys::spawn::pidfd_open(pid).and_then(|fd| {
+            // SAFETY: `fd` is an OwnedFd moved into the AsyncFd: it stays open, and is the
+            // same descriptor, until the AsyncFd is dropped with the Proc.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+            .map_err(std::io::Error::from)
+        });
+        match registered {
+            Ok(pidfd) => Ok(Proc {
+                pid,
+                pidfd,
+                done: None,
+            }),
+            Err(e) => {
+                // Not watchable: do not leave it running unsupervised.
+                liege_sys::spawn::kill(pid, libc::SIGKILL);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(e)
+            }
         }
-        cmd.spawn()
+    }
+
+    /// Wait for the exit (cancel-safe: the status is kept once seen).
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        loop {
+            if let Some(s) = self.done {
+                return Ok(s);
+            }
+            if let Some(raw) = liege_sys::spawn::try_wait(self.pid)? {
+                self.done = Some(std::process::ExitStatus::from_raw(raw));
+                continue;
+            }
+            let mut ready = self.pidfd.readable().await?;
+            ready.clear_ready();
+        }
+    }
+
+    /// SIGKILL, unless already reaped (the pid could be someone else's by then).
+    pub fn kill(&self) {
+        if self.done.is_none() {
+            liege_sys::spawn::kill(self.pid, libc::SIGKILL);
+        }
     }
 }
 

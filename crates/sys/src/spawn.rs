@@ -222,6 +222,178 @@ impl PreExec {
     }
 }
 
+/// The program [`spawn_exec`] runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Program<'a> {
+    /// Our own executable (checked at start, see [`SelfExe`]).
+    SelfExe(&'a SelfExe),
+    /// A path (`emperor-wrapper`), as execve resolves it.
+    Path(&'a std::path::Path),
+}
+
+/// The standard descriptors of a [`spawn_exec`] child: `None` is `/dev/null` for stdin and
+/// the parent's own for stdout/stderr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildStdio {
+    pub stdin: Option<RawFd>,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+}
+
+/// fork, then in the child: the standard descriptors, [`PreExec::run`], the default signal
+/// mask and SIGPIPE disposition, and exec. The one spawn path of the emperor (vassals and
+/// config checks): argv, envp and every path are prepared before the fork and the child
+/// allocates nothing. A failure in the child before or at exec is reported back (through a
+/// close-on-exec pipe) as the error of this call, and the child is reaped.
+pub fn spawn_exec<A: AsRef<OsStr>, K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    program: Program<'_>,
+    argv: &[A],
+    env: &[(K, V)],
+    stdio: ChildStdio,
+    pre: &PreExec,
+) -> io::Result<i32> {
+    let argv_c: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(a.as_ref()))
+        .collect::<Result<_, _>>()?;
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_ref().to_os_string();
+            kv.push("=");
+            kv.push(v.as_ref());
+            cstring(&kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let argv_p = null_terminated(&argv_c);
+    let env_p = null_terminated(&env_c);
+    let path_c = match program {
+        Program::Path(p) => Some(cstring(p.as_os_str())?),
+        Program::SelfExe(_) => None,
+    };
+    let exe_fd = match program {
+        Program::SelfExe(e) => e.fd.as_raw_fd(),
+        Program::Path(_) => -1,
+    };
+    let empty = c"";
+    let devnull = c"/dev/null";
+    let mut report = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into our array.
+    if unsafe { libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors we own.
+    let (rd, wr) = unsafe {
+        (
+            OwnedFd::from_raw_fd(report[0]),
+            OwnedFd::from_raw_fd(report[1]),
+        )
+    };
+    let wr_fd = wr.as_raw_fd();
+    // SAFETY: the child branch only makes async-signal-safe calls (open, dup2, close, the
+    // calls of PreExec::run, sigprocmask, signal, write, execve/execveat, _exit) on data
+    // prepared above, and never returns into Rust code; so the parent may have other threads.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let fail = |errno: libc::c_int| -> ! {
+                let b = errno.to_ne_bytes();
+                libc::write(wr_fd, b.as_ptr().cast(), b.len());
+                libc::_exit(127)
+            };
+            let errno = || *libc::__errno_location();
+            let stdin = match stdio.stdin {
+                Some(fd) => fd,
+                None => {
+                    // CLOEXEC: only its copy on fd 0 survives exec.
+                    let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        fail(errno());
+                    }
+                    fd
+                }
+            };
+            for (from, to) in [(Some(stdin), 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
+                if let Some(from) = from {
+                    if from == to {
+                        let flags = libc::fcntl(to, libc::F_GETFD);
+                        libc::fcntl(to, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    } else if libc::dup2(from, to) < 0 {
+                        fail(errno());
+                    }
+                }
+            }
+            if let Err(e) = pre.run() {
+                fail(e.raw_os_error().unwrap_or(libc::EINVAL));
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            match &path_c {
+                Some(p) => {
+                    libc::execve(p.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+                }
+                None => {
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        exe_fd,
+                        empty.as_ptr(),
+                        argv_p.as_ptr(),
+                        env_p.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
+                }
+            }
+            fail(errno());
+        }
+    }
+    drop(wr);
+    let mut b = [0u8; 4];
+    let n = loop {
+        match nix::unistd::read(&rd, &mut b) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.unwrap_or(0),
+        }
+    };
+    if n == 4 {
+        // SAFETY: waitpid on our own child, writing into a local.
+        unsafe {
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, 0);
+        }
+        return Err(io::Error::from_raw_os_error(libc::c_int::from_ne_bytes(b)));
+    }
+    Ok(pid)
+}
+
+/// A pidfd for our child `pid` (to wait for its exit with poll/epoll).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a fresh descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `waitpid(pid, WNOHANG)`: the raw wait status once our child `pid` has exited.
+pub fn try_wait(pid: i32) -> io::Result<Option<i32>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes the status into our local.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match r {
+        r if r == pid => Ok(Some(status)),
+        0 => Ok(None),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// How to run an external command (attached daemons, cron jobs).
 #[derive(Debug, Default, Clone)]
 pub struct CommandOpts {
@@ -467,6 +639,42 @@ mod tests {
             nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
         );
         assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "42\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn spawn_exec_reports_exec_errors_and_runs_in_the_given_dir() {
+        let missing = std::path::Path::new("/nonexistent/liege-wrapper");
+        let e = spawn_exec(
+            Program::Path(missing),
+            &["x"],
+            &[] as &[(&str, &str)],
+            ChildStdio::default(),
+            &PreExec::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let dir = std::env::temp_dir().join(format!("liege-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = std::fs::File::open(&dir).unwrap();
+        let pre = PreExec {
+            cwd: Some(d.as_raw_fd()),
+            ..PreExec::default()
+        };
+        let pid = spawn_exec(
+            Program::Path(std::path::Path::new("/bin/sh")),
+            &["sh", "-c", "echo $LIEGE_T > out; exit 3"],
+            &[("LIEGE_T", "7")],
+            ChildStdio::default(),
+            &pre,
+        )
+        .unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "7\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
