@@ -348,6 +348,11 @@ fn on_demand_names_from_users_are_confined() {
     assert_eq!(v["uid"], b.0, "{v}");
     let m = std::fs::symlink_metadata(&mine).unwrap();
     assert_eq!((m.mode() & 0o777, m.uid()), (0o666, b.0));
+    // Removing the vassal file unlinks the socket the emperor made.
+    std::fs::remove_file(&b3).unwrap();
+    wait_for(T, "b3.sock to be unlinked", || {
+        (!mine.exists()).then_some(())
+    });
     let log = e.proc.output();
     let stats = e.stats().unwrap().to_string();
     assert!(

@@ -292,15 +292,29 @@ fn bind_on_demand(
             l.option, l.original
         ));
     }
-    if let Some((uid, _)) = tyrant {
-        on_demand_allowed(&addr, name, uid, confine)?;
-    }
+    let dir = match tyrant {
+        Some((uid, _)) => on_demand_allowed(&addr, name, uid, confine)?,
+        None => None,
+    };
     let mode = match &addr {
         BindAddr::Unix(_) => Some(vassal.master.chmod_socket.unwrap_or(0o666)),
         _ => None,
     };
-    let bound = liege_sys::net::bind_with_mode(
-        &addr,
+    // Tyrant: bind and chown through the checked directory's descriptor.
+    let via = match (&dir, &addr) {
+        (Some(d), BindAddr::Unix(p)) => Some(PathBuf::from(format!(
+            "/proc/self/fd/{}/{}",
+            d.as_raw_fd(),
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        _ => None,
+    };
+    let bind_addr = via
+        .clone()
+        .map(BindAddr::Unix)
+        .unwrap_or_else(|| addr.clone());
+    let mut bound = liege_sys::net::bind_with_mode(
+        &bind_addr,
         liege_sys::net::BindOptions {
             backlog,
             reuse_port: false,
@@ -308,7 +322,14 @@ fn bind_on_demand(
         mode,
     )
     .map_err(|e| format!("cannot bind the on-demand socket {name}: {e}"))?;
-    if let BindAddr::Unix(path) = &addr {
+    if via.is_some() {
+        // Vacuum later by the name, if the inode is still this one.
+        bound.unix_inode = bound
+            .unix_inode
+            .map(|(_, dev, ino)| (PathBuf::from(name), dev, ino));
+    }
+    if let BindAddr::Unix(named) = &addr {
+        let path = via.as_deref().unwrap_or(named);
         let owner = match (&vassal.master.chown_socket, tyrant) {
             // A tyrant vassal's socket is its owner's, whatever the file asks.
             (_, Some((u, g))) => Some((Some(u), Some(g))),
@@ -335,18 +356,23 @@ fn bind_on_demand(
     })
 }
 
-/// Tyrant mode: may a user have the emperor (root) bind this on-demand socket?
+/// Tyrant mode: may a user have the emperor (root) bind this on-demand socket? For a unix
+/// socket, returns its directory, opened and checked: the socket is bound through that
+/// descriptor (`/proc/self/fd/N/NAME`), so swapping the directory after the check cannot make
+/// root create the socket elsewhere.
 fn on_demand_allowed(
     addr: &BindAddr,
     name: &str,
     uid: u32,
     confine: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<Option<std::fs::File>, String> {
     match addr {
         BindAddr::Tcp { port, .. } if *port < 1024 => Err(format!(
             "refused by emperor-tyrant: the on-demand socket {name} is a privileged port; fix: use a port of 1024 or more"
         )),
         BindAddr::Unix(p) => {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::fs::OpenOptionsExt;
             let refuse = |why: &str| {
                 Err(format!(
                     "refused by emperor-tyrant: the on-demand socket {name} {why}; fix: name a socket in a directory the app's user owns{}",
@@ -355,15 +381,26 @@ fn on_demand_allowed(
                         .unwrap_or_default()
                 ))
             };
-            if !p.is_absolute() || p.components().any(|c| c == std::path::Component::ParentDir) {
+            if !p.is_absolute()
+                || p.file_name().is_none()
+                || p.components().any(|c| c == std::path::Component::ParentDir)
+            {
                 return refuse("is not an absolute path without `..`");
             }
             let parent = p.parent().unwrap_or(Path::new("/"));
-            let real = std::fs::canonicalize(parent).ok();
+            let Ok(dir) = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(parent)
+            else {
+                return refuse("is in a missing directory");
+            };
+            // What was opened must be the directory as named: no symlink on the way.
+            let real = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok();
             if real.as_deref() != Some(parent) {
-                return refuse("is in a directory reached through a symlink, or missing");
+                return refuse("is in a directory reached through a symlink");
             }
-            let mine = std::fs::symlink_metadata(parent).is_ok_and(|m| m.uid() == uid);
+            let mine = dir.metadata().is_ok_and(|m| m.uid() == uid);
             if !mine && confine.is_none_or(|c| parent != c) {
                 return refuse("is in a directory the app's user does not own");
             }
@@ -372,9 +409,9 @@ fn on_demand_allowed(
                     "already exists (the emperor never replaces a file it did not create)",
                 );
             }
-            Ok(())
+            Ok(Some(dir))
         }
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -1350,9 +1387,10 @@ impl Emperor {
                     tracing::info!(vassal = %path.display(), "vassal removed");
                     if let Some(od) = e.od {
                         drop(od.fd);
-                        // liege: unlink the socket file (uWSGI left it behind), if still ours.
+                        // liege: unlink the socket file (uWSGI left it behind), if still ours
+                        // (the task watching it may not have closed its copy yet).
                         if let Some((p, dev, ino)) = od.unix_inode {
-                            liege_sys::net::vacuum_unix(&p, dev, ino);
+                            liege_sys::net::remove_own_unix(&p, dev, ino);
                         }
                     }
                 }

@@ -374,6 +374,18 @@ pub fn bind_with_mode(
     r
 }
 
+/// Remove the unix socket file at `path` if it is still the one we created (same dev/inode),
+/// without the in-use probe of [`vacuum_unix`]: for a socket whose only listener is ours (an
+/// emperor's on-demand socket, still held by a task that is being cancelled).
+pub fn remove_own_unix(path: &Path, dev: u64, ino: u64) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.dev() == dev && m.ino() == ino && m.file_type().is_socket() => {
+            std::fs::remove_file(path).is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// Vacuum: remove the unix socket file at `path` if it is still the one we created (same
 /// dev/inode) and nobody else is listening on it. Returns whether it was removed.
 pub fn vacuum_unix(path: &Path, dev: u64, ino: u64) -> bool {
