@@ -427,6 +427,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn chmod_and_chown_never_follow_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("liege-chmod-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let victim = d.join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.join("app.sock");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(chmod(&link, 0o666).is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let me = nix::unistd::getuid().as_raw();
+        chown(&link, Some(me), None).unwrap();
+        // A real socket gets its mode.
+        let sock = d.join("real.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        chmod(&sock, 0o660).unwrap();
+        let mode = std::fs::symlink_metadata(&sock)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o660);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn backlog_defaults_to_somaxconn_and_caps_with_warning() {
         let max = somaxconn();
         assert_eq!(effective_backlog(None), (max, None));
