@@ -34,6 +34,8 @@ const READY_CAP: Duration = Duration::from_secs(60);
 const VASSAL_FILE_MAX: u64 = 1 << 20;
 /// How long a tyrant vassal's config check may take before it is killed and the file refused.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Config checks running at once for one file owner.
+const CHECKS_PER_OWNER: usize = 2;
 /// How much of a config check's error output is kept.
 const CHECK_OUTPUT_MAX: u64 = 16 << 10;
 
@@ -191,6 +193,9 @@ pub struct Emperor {
     cwd: PathBuf,
     /// The emperor's own `uid`/`gid`, applied once the stats socket is bound.
     identity: Option<liege_sys::creds::Identity>,
+    /// Tyrant mode: config checks running at once, per file owner (so that one user's many
+    /// files delay only that user's checks).
+    check_slots: BTreeMap<u32, Arc<tokio::sync::Semaphore>>,
 }
 
 /// How on-demand socket names are found (`emperor-on-demand-*`), and the backlog.
@@ -536,6 +541,7 @@ impl Emperor {
             start_sys: SystemTime::now(),
             cwd,
             identity: None,
+            check_slots: BTreeMap::new(),
         })
     }
 
@@ -965,7 +971,7 @@ impl Emperor {
             content,
         };
         if tyrant {
-            self.start_check(path, accepted, now);
+            self.start_check(path, accepted);
         } else {
             let validation = self.validate(path, Some(accepted.content.clone()));
             self.finish(path, validation, accepted, now);
@@ -1035,27 +1041,29 @@ impl Emperor {
 
     /// Tyrant mode: validate the file in a child running as its owner (`Launcher::spawn_check`)
     /// without waiting for it here; `on_checked` goes on when it is done.
-    fn start_check(&mut self, path: &Path, accepted: Accepted, now: Instant) {
+    fn start_check(&mut self, path: &Path, accepted: Accepted) {
         let creds = Credentials::for_owner(accepted.owner.uid, accepted.owner.gid);
-        let child = match self.launcher.spawn_check(path, &creds, &accepted.dir) {
-            Ok(c) => c,
-            Err(err) => {
-                self.config_invalid(
-                    path,
-                    format!("invalid configuration: cannot start the config check: {err}"),
-                    now,
-                );
-                return;
-            }
-        };
         let gen = self.next_instance;
         self.next_instance += 1;
+        let slots = self
+            .check_slots
+            .entry(accepted.owner.uid)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(CHECKS_PER_OWNER)))
+            .clone();
+        let launcher = self.launcher.clone();
+        let dir = accepted.dir.clone();
         let e = self.vassals.get_mut(path).expect("entry");
         e.pending = Some((gen, accepted));
         let tx = self.child_tx.clone();
         let key = path.to_path_buf();
+        // Spawned from a task of this current-thread runtime: still the main thread, as
+        // PR_SET_PDEATHSIG wants.
         tokio::spawn(async move {
-            let result = run_check(child).await;
+            let _slot = slots.acquire_owned().await;
+            let result = match launcher.spawn_check(&key, &creds, &dir) {
+                Ok(child) => run_check(child).await,
+                Err(err) => Err(format!("cannot start the config check: {err}")),
+            };
             let _ = tx.send(ChildMsg {
                 key,
                 instance: gen,
