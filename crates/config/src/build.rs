@@ -688,7 +688,7 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "log-backupname" => m.log_backupname = Some(parse_path(v)?),
         "log-reopen" => m.log_reopen = b,
         "disable-logging" => w.disable_logging = b,
-        "log-format" => w.log_format = Some(parse_nonempty(v)?),
+        "log-format" => w.log_format = Some(parse_log_format(v)?),
         "log-x-forwarded-for" => w.log_x_forwarded_for = b,
         "log-date" => {
             w.log_date = if bare || v.is_empty() || v == "true" || v == "1" {

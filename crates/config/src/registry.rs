@@ -197,7 +197,7 @@ use Kind as K;
 pub const OPTIONS: &[OptDef] = &[
     // --- commands ------------------------------------------------------------------------
     o(G::Commands, "help", K::Bool, "print this help grouped by topic and exit").sh('h').al(&["usage"]),
-    o(G::Commands, "version", K::Bool, "print the liege version and exit"),
+    o(G::Commands, "version", K::Bool, "print the liege version and exit").sh('V'),
     o(G::Commands, "check", K::Bool, "parse, expand and validate the configuration, print every option with its final value and origin, and exit (liege)"),
     o(G::Commands, "lenient", K::Bool, "turn unknown and unimplemented options into warnings (liege; same as strict = false)"),
     o(G::Commands, "reload", K::Path, "send a graceful reload (SIGHUP) to the pid in PIDFILE and exit"),

@@ -361,11 +361,19 @@ impl Loader {
                         ),
                     })
                 }
-                _ => self.out.errors.push(ConfigError::CommandLine {
+                "py" | "wsgi" if ext == "py" || self.cwd.join(file).is_file() => self.out.errors.push(ConfigError::CommandLine {
                     origin,
                     message: format!(
                         "unable to load configuration from `{arg}` (positional arguments must be *.ini files; \
                          to serve a Python file use --wsgi-file {arg})"
+                    ),
+                }),
+                _ => self.out.errors.push(ConfigError::CommandLine {
+                    origin,
+                    message: format!(
+                        "unable to load configuration from `{arg}` (positional arguments must be *.ini files; \
+                         to serve a Python module or `module:callable` use --module {arg} (-w), \
+                         for a file --wsgi-file FILE.py)"
                     ),
                 }),
             }
@@ -594,9 +602,21 @@ impl Loader {
             ));
             return;
         }
-        let text = match read_bounded(&file) {
+        let text = match read_ini_file(&file) {
             Ok(t) => t,
-            Err(e) => {
+            Err(IniReadError::NotText { line }) => {
+                self.out.errors.push(ConfigError::IniSyntax {
+                    origin: Origin::File {
+                        path: file.clone(),
+                        line,
+                    },
+                    message:
+                        "not an ini file: binary content (invalid UTF-8 or control characters)"
+                            .into(),
+                });
+                return;
+            }
+            Err(IniReadError::Io(e)) => {
                 self.out.errors.push(ConfigError::Read {
                     option: option.to_string(),
                     path: file.display().to_string(),
@@ -648,7 +668,18 @@ impl Loader {
             };
             let line = line.trim_matches(INI_BLANKS);
             if line.starts_with('[') {
-                // uWSGI drops the first and last characters and validates nothing else.
+                // uWSGI drops the first and last characters and validates nothing else; liege
+                // refuses a header that does not end in `]` (a truncated or mangled file
+                // would otherwise start with none of its options).
+                if !line.ends_with(']') || line.len() < 2 {
+                    self.out.errors.push(ConfigError::IniSyntax {
+                        origin,
+                        message: format!(
+                            "broken section header `{line}`: expected `[name]` (not an ini file?)"
+                        ),
+                    });
+                    return;
+                }
                 let mut chars = line.chars();
                 chars.next();
                 chars.next_back();
@@ -717,6 +748,51 @@ pub fn read_bounded(path: &Path) -> std::io::Result<String> {
             "larger than {} MiB",
             MAX_FILE_SIZE >> 20
         )));
+    }
+    Ok(text)
+}
+
+/// Why a config file could not be read as text.
+#[derive(Debug)]
+enum IniReadError {
+    Io(std::io::Error),
+    /// Invalid UTF-8, NUL or another control character (other than tab, CR, LF, form feed)
+    /// on this 1-based line.
+    NotText {
+        line: usize,
+    },
+}
+
+/// Read a config file ([`MAX_FILE_SIZE`] bound) and make sure it is text.
+fn read_ini_file(path: &Path) -> Result<String, IniReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
+        .map_err(IniReadError::Io)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(IniReadError::Io(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE_SIZE >> 20
+        ))));
+    }
+    fn line_of(bytes: &[u8], at: usize) -> usize {
+        bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            return Err(IniReadError::NotText {
+                line: line_of(e.as_bytes(), at),
+            });
+        }
+    };
+    let control = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c)) || b == 0x7f;
+    if let Some(at) = text.bytes().position(control) {
+        return Err(IniReadError::NotText {
+            line: line_of(text.as_bytes(), at),
+        });
     }
     Ok(text)
 }

@@ -344,6 +344,8 @@ pub enum Action {
     Check(String),
     /// `--help`: the rendered help text.
     Help(String),
+    /// No arguments at all: a short usage (printed to stderr, exit code 2).
+    Usage(String),
     /// `--version`.
     Version,
     /// `--reload PIDFILE`: send SIGHUP to the pid in the file.

@@ -44,6 +44,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 /// Exit code when the app cannot be loaded and `need-app` is on (uWSGI's).
 pub const EXIT_NO_APP: i32 = 22;
 
+/// `major.minor` and executable of the Python the worker embeds (for `--check`).
+pub const PYTHON_SHORT: &str = liege_wsgi::interp::BUILT_SHORT;
+pub const PYTHON_EXECUTABLE: &str = liege_wsgi::interp::BUILT_EXECUTABLE;
+
 /// The worker's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
