@@ -114,9 +114,10 @@ pub struct Master {
     loyal_sent: bool,
     /// Byte 1 ("spawned") went to the emperor (sent once per master lifetime).
     spawned_sent: bool,
-    /// The code `run` returns (22 when the first generation cannot load the app under an
-    /// emperor).
+    /// The code `run` returns (22 when the first generation cannot load the app).
     exit_code: i32,
+    /// The last `LoadFailed` a worker sent (the Python exception in one line).
+    last_load_error: Option<String>,
     /// Last sign of traffic (for `idle`).
     last_activity: Instant,
     last_tick: Instant,
@@ -365,6 +366,7 @@ impl Master {
             spawned_sent: false,
             exit_code: 0,
             last_activity: now,
+            last_load_error: None,
             last_tick: now,
             last_heartbeat: now,
         })
@@ -603,6 +605,7 @@ impl Master {
                     self.sup.on_busy(pid, Some(ago), now)
                 }
                 FromWorker::Idle => self.sup.on_busy(pid, None, now),
+                FromWorker::LoadFailed { error } => self.last_load_error = Some(error),
             }
         }
     }
@@ -612,8 +615,10 @@ impl Master {
             // Read what the worker said before dying (e.g. a Ready racing its exit).
             if let Some(msgs) = self.children.read(pid) {
                 for m in msgs {
-                    if let FromWorker::Stats(s) = m {
-                        self.sup.on_stats(pid, s);
+                    match m {
+                        FromWorker::Stats(s) => self.sup.on_stats(pid, s),
+                        FromWorker::LoadFailed { error } => self.last_load_error = Some(error),
+                        _ => {}
                     }
                 }
             }
@@ -676,15 +681,18 @@ impl Master {
                 }
                 Notice::Stopped => {}
                 Notice::FirstBootFailed { id, exit } => {
-                    // uWSGI: a vassal whose app cannot be imported exits 22, so the emperor
-                    // backs off and shows the failure. Standalone, we keep retrying.
-                    if self.emperor_fd.is_some()
-                        && exit == liege_sys::spawn::Exit::Code(crate::EXIT_NO_APP)
+                    // uWSGI: an app that cannot be imported makes the whole server exit 22,
+                    // standalone or under an emperor (which then backs off and shows it).
+                    if exit == liege_sys::spawn::Exit::Code(crate::EXIT_NO_APP)
                         && !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped)
                     {
+                        let cause = self
+                            .last_load_error
+                            .take()
+                            .unwrap_or_else(|| format!("worker {id} exited: {exit}"));
                         tracing::error!(
-                            "worker {id} could not load the app ({exit}) and no worker was \
-                             ever ready: exiting with code {} so the emperor retries later",
+                            "no app loaded: {cause}; no worker was ever ready: \
+                             *** GAME OVER *** (exit code {})",
                             crate::EXIT_NO_APP
                         );
                         self.exit_code = crate::EXIT_NO_APP;

@@ -134,10 +134,17 @@ pub fn run(boot: WorkerBoot) -> i32 {
             tracing::error!("cannot load the app: {e}");
             if cfg.app.need_app {
                 tracing::error!("*** no app loaded. GAME OVER *** (need-app)");
+                // The master names the cause when it gives up (first generation).
+                if let Ok(c) = Control::adopt(boot.control_fd) {
+                    c.send(&FromWorker::LoadFailed {
+                        error: e.to_string(),
+                    });
+                }
                 return EXIT_NO_APP;
             }
             tracing::warn!("need-app = false: every request will get a 500");
-            Err(e.to_string())
+            // Said once above; each request only points back here (as uWSGI does).
+            Err("no python application found, check the start-up log for errors".to_string())
         }
     };
     if let Some(dir) = &cfg.app.chdir2 {
