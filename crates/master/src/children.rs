@@ -130,6 +130,14 @@ impl RealChildren {
         }
     }
 
+    /// A worker's live counters from its scoreboard slot (published after every request;
+    /// the control socket's `Stats` come at most once a second).
+    pub fn live(&self, pid: i32) -> Option<liege_sys::scoreboard::Live> {
+        let (sb, _) = self.scoreboard.as_ref()?;
+        let slot = *self.slots.get(&pid)?;
+        Some(sb.slot(slot).live())
+    }
+
     /// The lowest scoreboard slot no live worker holds.
     fn free_slot(&self) -> Option<u32> {
         self.scoreboard.as_ref()?;

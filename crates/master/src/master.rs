@@ -502,6 +502,7 @@ impl Master {
                     &self.sup,
                     &self.sockets,
                     &self.daemons.stats(),
+                    &|pid| self.children.live(pid),
                 );
             }
             for a in actions {

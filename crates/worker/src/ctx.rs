@@ -40,6 +40,24 @@ pub struct Ctx {
     pub wid: u32,
     /// Per Python thread: unix ms when its current request started, 0 when idle.
     pub busy_since: Vec<AtomicU64>,
+    /// This worker's scoreboard slot, where [`Ctx::finish`] publishes the counters for the
+    /// master's stats (its own mapping, separate from the acceptor's).
+    pub live: Option<LiveSlot>,
+}
+
+/// A mapping of the scoreboard and this worker's slot in it.
+pub struct LiveSlot {
+    sb: liege_sys::scoreboard::Scoreboard,
+    slot: u32,
+}
+
+impl LiveSlot {
+    pub fn open(r: &liege_config::ScoreboardRef) -> std::io::Result<LiveSlot> {
+        Ok(LiveSlot {
+            sb: liege_sys::scoreboard::Scoreboard::open(r.fd)?,
+            slot: r.slot,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -109,6 +127,14 @@ impl Ctx {
             Ordering::Relaxed,
         );
         let n = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(l) = &self.live {
+            l.sb.slot(l.slot).publish(liege_sys::scoreboard::Live {
+                requests: n,
+                tx: self.stats.tx.load(Ordering::Relaxed),
+                running_time: self.stats.running_time.load(Ordering::Relaxed),
+                avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
+            });
+        }
         if self.max_requests > 0 && n == self.max_requests {
             self.recycle.notify_one();
         }

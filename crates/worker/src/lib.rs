@@ -202,6 +202,11 @@ pub fn run(boot: WorkerBoot) -> i32 {
         max_requests,
         recycle: tokio::sync::Notify::new(),
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        live: boot.scoreboard.as_ref().and_then(|r| {
+            ctx::LiveSlot::open(r)
+                .map_err(|e| tracing::warn!("scoreboard: {e}; stats will lag by up to 1 s"))
+                .ok()
+        }),
         statics: statics::Statics::new(&cfg.statics),
         log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
         wid: boot.id,
