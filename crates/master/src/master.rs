@@ -36,8 +36,8 @@ pub enum BootError {
     Credentials(#[from] liege_sys::creds::CredError),
 }
 
-/// Log-file state for `logto`/`daemonize` with `log-maxsize`: workers write into a pipe the
-/// master relays to the file, so only the master ever holds the file and rotation is clean.
+/// Log-file state for `logto`/`daemonize`: workers write into a pipe the master relays to the
+/// file, so only the master ever holds the file and reopening or rotating it is clean.
 struct LogRelay {
     path: PathBuf,
     maxsize: Option<u64>,
@@ -62,6 +62,8 @@ impl LogRelay {
     }
 
     fn reopen(&self) {
+        // What workers wrote before the reopen goes to the file it was written for.
+        self.relay();
         match liege_sys::logfile::open(&self.path) {
             Ok(f) => {
                 let _ = liege_sys::logfile::redirect_stdio(&f);
@@ -221,19 +223,18 @@ impl Master {
             (None, None) => None,
         };
         if let Some(path) = logpath {
-            let (pipe_read, pipe_write) = if cfg.log_maxsize.is_some() {
-                match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-                    Ok((r, w)) => {
-                        let _ = liege_sys::fd::set_nonblocking(r.as_raw_fd(), true);
-                        (Some(r), Some(w))
-                    }
-                    Err(e) => {
-                        tracing::error!("log-maxsize: cannot create the log pipe: {e}");
-                        (None, None)
-                    }
+            // Workers always write into a pipe the master relays to the file: a reopen
+            // (`touch-logreopen`, FIFO `l`, `log-reopen`) or a rotation then moves every
+            // process's output to the new file at once.
+            let (pipe_read, pipe_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok((r, w)) => {
+                    let _ = liege_sys::fd::set_nonblocking(r.as_raw_fd(), true);
+                    (Some(r), Some(w))
                 }
-            } else {
-                (None, None)
+                Err(e) => {
+                    tracing::error!("cannot create the log pipe (workers keep the file open): {e}");
+                    (None, None)
+                }
             };
             log = Some(LogRelay {
                 path,

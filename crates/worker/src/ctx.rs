@@ -296,13 +296,7 @@ impl LogRecord {
         };
         let line = match &ctx.cfg.log_date {
             None => line,
-            Some(f) if f.is_empty() => {
-                format!("{} - {line}", crate::logfmt::ctime(SystemTime::now()))
-            }
-            Some(f) => format!(
-                "{}{line}",
-                crate::logfmt::local_strftime(SystemTime::now(), f)
-            ),
+            Some(f) => format!("{}{line}", liege_sys::log::date_prefix(Some(f))),
         };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

@@ -80,6 +80,7 @@ fn transition(phase: Phase, ev: Event) -> Phase {
 /// Run a worker until it is told to stop; returns the process exit code.
 pub fn run(boot: WorkerBoot) -> i32 {
     liege_sys::log::init(&format!("worker {}", boot.id));
+    liege_sys::log::set_date(boot.config.log_date.clone());
     if let Err(code) = orphan_guard(boot.master_pid) {
         return code;
     }
