@@ -132,6 +132,9 @@ impl Launcher {
             Some(fd) => cmd.stdin(std::process::Stdio::from(fd.try_clone()?)),
             None => cmd.stdin(std::process::Stdio::null()),
         };
+        // stderr: a pipe the emperor relays to its own stderr, remembering the last error
+        // line so the status can name why a vassal died (`watch_child`).
+        cmd.stderr(std::process::Stdio::piped());
         let parent = std::process::id() as libc::pid_t;
         let creds = creds.cloned();
         let groups: Vec<libc::gid_t> = creds.as_ref().map(|c| c.groups.clone()).unwrap_or_default();

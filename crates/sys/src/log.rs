@@ -63,6 +63,10 @@ pub fn init(role: &str) {
         .with_ansi(false)
         .with_target(false)
         .with_writer(std::io::stderr)
+        // A failed write (stderr a pipe whose reader is gone: an emperor killed, journald
+        // restarted) must not panic the thread that logs; tracing-subscriber's own report of
+        // it would (eprintln! panics on EPIPE).
+        .log_internal_errors(false)
         .event_format(Format)
         .try_init();
 }
