@@ -325,9 +325,9 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Logging, "log-backupname", K::Path, "name of the rotated log file"),
     o(G::Logging, "log-reopen", K::Bool, "reopen the log file on reload"),
     o(G::Logging, "disable-logging", K::Bool, "no request log lines").sh('L'),
-    o(G::Logging, "log-format", K::Str, "request log line format with %(var) variables").al(&["logformat"]),
+    o(G::Logging, "log-format", K::Str, "request log line format with %(var) variables (an unknown variable is an error)").al(&["logformat"]),
     o(G::Logging, "log-x-forwarded-for", K::Bool, "log X-Forwarded-For as the remote address"),
-    o(G::Logging, "log-date", K::Str, "prefix log lines with a date (bare = default format, or a strftime format)").al(&["logdate"]).opt_arg(),
+    o(G::Logging, "log-date", K::Str, "prefix every log line (liege's own and request lines) with a date (bare = default format, or a strftime format)").al(&["logdate"]).opt_arg(),
     // --- daemons and cron ------------------------------------------------------------------
     o(G::Daemons, "attach-daemon", K::Str, "run and respawn a foreground command with the master").rep(),
     o(G::Daemons, "attach-control-daemon", K::Str, "like attach-daemon; its death stops the instance").rep(),
