@@ -32,6 +32,9 @@ pub struct Ctx {
     pub max_requests: u64,
     /// Notified when `max_requests` is reached.
     pub recycle: tokio::sync::Notify,
+    /// The inherited listening fds, retired when `max_requests` is reached (so the accept
+    /// threads take no connection beyond the last request).
+    pub listener_fds: Vec<std::os::fd::RawFd>,
     /// Static file serving, when any static option is set.
     pub statics: Option<crate::statics::Statics>,
     /// `log-format`, parsed once.
@@ -136,6 +139,15 @@ impl Ctx {
             });
         }
         if self.max_requests > 0 && n == self.max_requests {
+            // Exactly max-requests: stop taking connections now, before the graceful stop
+            // reaches the accept threads (one of them is already blocked in accept4).
+            if let Err(e) = liege_sys::retire::retire_listeners(
+                &self.listener_fds,
+                "liege-accept",
+                Duration::from_millis(200),
+            ) {
+                tracing::warn!("max-requests: cannot stop accepting at once: {e}");
+            }
             self.recycle.notify_one();
         }
         n

@@ -85,6 +85,10 @@ pub fn run(boot: WorkerBoot) -> i32 {
         return code;
     }
     let cfg = boot.config.clone();
+    // For max-requests (liege_sys::retire): before any thread exists.
+    if let Err(e) = liege_sys::retire::install_wake_handler() {
+        tracing::warn!("cannot install the accept wake-up handler: {e}");
+    }
 
     // env / unenv / chdir before the interpreter starts: os.environ and "." reflect them.
     // The process is still single-threaded here.
@@ -202,6 +206,7 @@ pub fn run(boot: WorkerBoot) -> i32 {
         add_headers,
         max_requests,
         recycle: tokio::sync::Notify::new(),
+        listener_fds: boot.listeners.iter().map(|l| l.fd).collect(),
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         live: boot.scoreboard.as_ref().and_then(|r| {
             ctx::LiveSlot::open(r)
