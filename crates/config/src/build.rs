@@ -676,6 +676,7 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "uid" => m.uid = Some(parse_nonempty(v)?),
         "gid" => m.gid = Some(parse_nonempty(v)?),
         "no-initgroups" => m.no_initgroups = b,
+        "master-as-root" => m.master_as_root = b,
         "chroot" => m.chroot = Some(parse_path(v)?),
         "umask" => m.umask = Some(parse_octal(v)?),
         "pidfile" => m.pidfile = Some(parse_path(v)?),

@@ -313,6 +313,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Privileges, "uid", K::Str, "drop privileges to this user (name or number)"),
     o(G::Privileges, "gid", K::Str, "drop privileges to this group (name or number)"),
     o(G::Privileges, "no-initgroups", K::Bool, "do not set supplementary groups when dropping privileges"),
+    o(G::Privileges, "master-as-root", K::Bool, "the master keeps root; only the workers drop to uid/gid (each before it loads Python)"),
     o(G::Privileges, "chroot", K::Path, "chroot before dropping privileges"),
     o(G::Privileges, "umask", K::Mode, "process umask (octal)"),
     o(G::Privileges, "pidfile", K::Path, "write the master pid here (before dropping privileges)"),
@@ -609,7 +610,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("close-on-exec", ""),
     ("close-on-exec2", ""),
     ("worker-exec", ""),
-    ("master-as-root", ""),
     ("vassal-sos-backlog", ""),
     ("die-on-no-workers", ""),
 ];

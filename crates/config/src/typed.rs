@@ -217,6 +217,8 @@ pub struct MasterConfig {
     pub uid: Option<String>,
     pub gid: Option<String>,
     pub no_initgroups: bool,
+    /// `master-as-root`: the master keeps root, the workers drop to `uid`/`gid`.
+    pub master_as_root: bool,
     pub chroot: Option<PathBuf>,
     /// `processes` / `workers` (default 1).
     pub processes: u32,
@@ -375,6 +377,18 @@ pub struct WorkerBoot {
     /// The shared scoreboard and this worker's slot in it (absent: accept without balancing).
     #[serde(default)]
     pub scoreboard: Option<ScoreboardRef>,
+    /// `master-as-root`: the identity the worker drops to first thing (the master stays
+    /// root). Resolved by the master (groups included) before any chroot.
+    #[serde(default)]
+    pub drop_to: Option<DropTo>,
+}
+
+/// An identity to switch to: supplementary groups, then gid, then uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropTo {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<u32>,
 }
 
 /// Where a worker finds the master's scoreboard (`liege_sys::scoreboard`).
@@ -444,6 +458,7 @@ impl Default for MasterConfig {
             uid: None,
             gid: None,
             no_initgroups: false,
+            master_as_root: false,
             chroot: None,
             processes: 1,
             pidfile: None,

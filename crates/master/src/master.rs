@@ -302,19 +302,46 @@ impl Master {
         if sockets.listeners.is_empty() {
             tracing::warn!("no socket configured: workers will have nothing to accept on");
         }
-        liege_sys::creds::chroot_and_drop(cfg.chroot.as_deref(), &identity)?;
+        // master-as-root: the master only chroots; each worker drops to the identity itself
+        // before it loads Python.
+        let drop_to = if cfg.master_as_root
+            && nix::unistd::geteuid().is_root()
+            && (identity.uid.is_some() || identity.gid.is_some())
+        {
+            Some(liege_sys::creds::drop_to_for_workers(&identity)?)
+        } else {
+            None
+        };
+        let own_identity = if drop_to.is_some() {
+            liege_sys::creds::Identity {
+                uid: None,
+                gid: None,
+                initgroups: false,
+            }
+        } else {
+            identity.clone()
+        };
+        liege_sys::creds::chroot_and_drop(cfg.chroot.as_deref(), &own_identity)?;
         if let Some(dir) = &cfg.chroot {
             tracing::info!("chroot to {}", dir.display());
         }
-        if identity.uid.is_some() || identity.gid.is_some() {
+        if drop_to.is_none() && (identity.uid.is_some() || identity.gid.is_some()) {
             tracing::info!(
                 "running as uid {} gid {}",
                 nix::unistd::getuid(),
                 nix::unistd::getgid()
             );
         }
-        if nix::unistd::geteuid().is_root() {
-            tracing::warn!("the app will run as root (set uid/gid to drop privileges)");
+        match &drop_to {
+            Some(d) => tracing::info!(
+                "master-as-root: the master keeps root; workers run as uid {} gid {}",
+                d.uid.map_or("-".to_string(), |u| u.to_string()),
+                d.gid.map_or("-".to_string(), |g| g.to_string()),
+            ),
+            None if nix::unistd::geteuid().is_root() => {
+                tracing::warn!("the app will run as root (set uid/gid to drop privileges)")
+            }
+            None => {}
         }
         for (p, atomic) in [(&cfg.pidfile2, false), (&cfg.safe_pidfile, true)] {
             if let Some(p) = p {
@@ -332,6 +359,7 @@ impl Master {
         let fifos = Fifos::create(&cfg.master_fifo);
         let touches = touches_of(&cfg);
         let mut children = RealChildren::new(exe, env.clone());
+        children.drop_to = drop_to;
         children.listeners = sockets.inherited();
         children.stdio = log
             .as_ref()

@@ -81,6 +81,14 @@ fn transition(phase: Phase, ev: Event) -> Phase {
 pub fn run(boot: WorkerBoot) -> i32 {
     liege_sys::log::init(&format!("worker {}", boot.id));
     liege_sys::log::set_date(boot.config.log_date.clone());
+    // master-as-root: drop to uid/gid before anything else (Python, the app, env);
+    // first, since a change of credentials clears the parent-death signal orphan_guard sets.
+    if let Some(to) = &boot.drop_to {
+        if let Err(e) = liege_sys::creds::drop_to(to) {
+            tracing::error!("cannot drop privileges (master-as-root): {e}");
+            return 1;
+        }
+    }
     if let Err(code) = orphan_guard(boot.master_pid) {
         return code;
     }
