@@ -328,16 +328,52 @@ fn module_as_positional_argument_suggests_module() {
     assert!(!err.contains("--wsgi-file app:app"), "{err}");
 }
 
+/// Run liege in `cwd`, killing it if it is still running after 10 s (a config that should
+/// be refused but starts a server must fail the test, not hang it). Returns (exit code, or
+/// None if it had to be killed; stderr).
+fn liege_bounded(cwd: &Path, args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liege"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UWSGI_") || k.starts_with("LIEGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run liege");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (code, err)
+}
+
 #[test]
 fn broken_section_header_exits_1_naming_file_and_line() {
-    let (d, p) = temp_ini("; app\n[uwsgi\nhttp = :8000\nwsgi-file = app.py\n");
-    for args in [
-        vec![p.to_str().unwrap()],
-        vec!["--ini", p.to_str().unwrap()],
-    ] {
-        let o = liege_in(d.path(), &args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        let err = stderr(&o);
+    let port = format!("127.0.0.1:{}", liege_testkit::free_port());
+    let (d, p) = temp_ini(&format!(
+        "; app\n[uwsgi\nhttp-socket = {port}\nwsgi-file = app.py\n"
+    ));
+    std::fs::write(d.path().join("app.py"), "application = None\n").unwrap();
+    let p = p.to_str().unwrap();
+    for args in [vec![p], vec!["--ini", p], vec!["--check", p]] {
+        let (code, err) = liege_bounded(d.path(), &args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
         assert!(err.contains("bad.ini line 2"), "{err}");
         assert!(err.contains("section header"), "{err}");
     }
@@ -347,19 +383,26 @@ fn broken_section_header_exits_1_naming_file_and_line() {
 fn binary_file_as_ini_exits_1_naming_file_and_line() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bad.ini");
+    let port = format!("127.0.0.1:{}", liege_testkit::free_port());
+    std::fs::write(d.path().join("app.py"), "application = None\n").unwrap();
+    let args = [
+        "--http-socket",
+        &port,
+        "--wsgi-file",
+        "app.py",
+        p.to_str().unwrap(),
+    ];
     // Valid UTF-8 with NULs (e.g. a truncated sqlite file), then invalid UTF-8.
-    std::fs::write(&p, b"[uwsgi]\nhttp = :8000\n\x00\x01\x02garbage\n").unwrap();
-    let o = liege_in(d.path(), &["--http", ":0", p.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    std::fs::write(&p, b"[uwsgi]\nprocesses = 1\n\x00\x01\x02garbage\n").unwrap();
+    let (code, err) = liege_bounded(d.path(), &args);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("bad.ini line 3") && err.contains("not an ini file"),
         "{err}"
     );
     std::fs::write(&p, b"\xff\xfe\x00[\x80uwsgi]\n").unwrap();
-    let o = liege_in(d.path(), &["--http", ":0", p.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let (code, err) = liege_bounded(d.path(), &args);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("bad.ini line 1") && err.contains("not an ini file"),
         "{err}"
