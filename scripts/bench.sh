@@ -22,6 +22,11 @@
 #   liege      target/release/liege --http-socket 127.0.0.1:{port} --wsgi-file {app} --processes 2 --disable-logging
 #   liege-t4   the same with --threads 4 (compare with gunicorn-gthread 2x4 and uwsgi-t4, esp. on sleep)
 #   uwsgi-t4   uWSGI --http-socket with --threads 4 (the "threads on" baseline of issue 3)
+#
+# Behind nginx (the seeds' topology: `uwsgi_pass` to a unix socket, `proxy_pass` to
+# http-socket), `Connection: close`, keep-alive -c64 and -c1, liege against uWSGI only:
+# scripts/bench_nginx.py (Python standard library; --help, --dry-run; ~12 min by default).
+# See docs/performance.md, "Behind nginx".
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -7,14 +7,7 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-// Ignored until the request path counts a request before the client can see the end of its
-// response: Ctx::finish (which retires the worker's listeners at max-requests) runs after
-// the socket is shut down on uwsgi sockets, and after hyper has closed the connection for a
-// streamed HTTP body, so a client that reconnects at once (as this one, or nginx) can still
-// land on the retiring worker now and then (about one run in three here). Before the
-// retirement it was always N + 1 or N + 2.
 #[test]
-#[ignore]
 fn each_worker_serves_exactly_max_requests() {
     let sb = Sandbox::new();
     write_app(&sb, "v1");

@@ -552,6 +552,8 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "reuse-port" => m.reuse_port = b,
         "socket-timeout" => w.socket_timeout = parse_duration(v)?,
         "http-keepalive" => w.http_keepalive = b,
+        "no-defer-accept" => w.defer_accept = !b,
+        "http-keep-underscore-headers" => w.keep_underscore_headers = b,
         "trusted-proxy" => w.trusted_proxies.push(parse_nonempty(v)?),
         // processes
         "processes" => m.processes = at_least_one(v)?,
@@ -801,7 +803,6 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         | "py-call-osafterfork"
         | "auto-procname"
         | "memory-report"
-        | "no-defer-accept"
         | "catch-exceptions"
         | "autoload" => {
             if !b {

@@ -246,6 +246,8 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Sockets, "vacuum", K::Bool, "remove unix sockets and pidfiles on exit"),
     o(G::Sockets, "reuse-port", K::Bool, "set SO_REUSEPORT on TCP sockets"),
     o(G::Sockets, "socket-timeout", K::Duration, "timeout for socket reads and writes").sh('z').def("4"),
+    o(G::Sockets, "no-defer-accept", K::Bool, "do not set TCP_DEFER_ACCEPT (socket-timeout seconds) on TCP listeners: accept connections before their first bytes arrive"),
+    o(G::Sockets, "http-keep-underscore-headers", K::Bool, "pass request headers whose names contain `_` to the app (liege drops them by default: `X_Remote_User` would become HTTP_X_REMOTE_USER, like `X-Remote-User` set by a proxy)"),
     o(G::Sockets, "http-keepalive", K::Bool, "keep HTTP/1.1 connections alive on http sockets (liege default: on)").def("true"),
     o(G::Sockets, "trusted-proxy", K::Str, "peer address whose X-Forwarded-Proto/-For headers are trusted (liege)").rep(),
     // --- processes -------------------------------------------------------------------------
@@ -385,7 +387,6 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Compat, "py-call-osafterfork", K::Bool, "liege forks before initialising Python"),
     o(G::Compat, "auto-procname", K::Bool, "liege always names its processes"),
     o(G::Compat, "memory-report", K::Bool, "liege always samples RSS for the stats").sh('m'),
-    o(G::Compat, "no-defer-accept", K::Bool, "accepted; liege does not set TCP_DEFER_ACCEPT"),
     o(G::Compat, "catch-exceptions", K::Bool, "accepted; liege logs tracebacks and returns a 500"),
     o(G::Compat, "autoload", K::Bool, "liege has Python and HTTP built in: there are no plugins to autoload"),
 ];

@@ -149,6 +149,10 @@ pub struct WorkerConfig {
     pub statics: StaticConfig,
     /// `http-keepalive` for http sockets (liege default: on).
     pub http_keepalive: bool,
+    /// `http-keep-underscore-headers`: pass header names with `_` (dropped by default).
+    pub keep_underscore_headers: bool,
+    /// TCP_DEFER_ACCEPT on TCP listeners (`no-defer-accept` turns it off), as uWSGI.
+    pub defer_accept: bool,
     /// `add-header = Name: value` added to every response.
     pub add_headers: Vec<String>,
     /// `max-requests-delta`: this worker recycles after `max_requests + id * delta` requests.
@@ -439,6 +443,8 @@ impl Default for WorkerConfig {
             disable_file_wrapper: false,
             statics: StaticConfig::default(),
             http_keepalive: true,
+            defer_accept: true,
+            keep_underscore_headers: false,
             add_headers: Vec::new(),
             max_requests_delta: 0,
         }

@@ -8,7 +8,6 @@ pub mod log;
 pub mod logfile;
 pub mod net;
 pub mod pidfile;
-pub mod retire;
 pub mod scoreboard;
 pub mod signals;
 pub mod spawn;

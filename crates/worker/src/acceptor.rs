@@ -1,41 +1,22 @@
-//! Accepting connections on a listening socket shared by every worker of the app.
+//! Sharing connections between the workers of an app.
 //!
-//! Each listener gets a thread blocked in `accept4(2)` that hands new connections to the I/O
-//! runtime. Why not tokio's accept: every worker's epoll is woken for each connection, and
-//! the worker that happens to be on a CPU drains the whole burst. With keep-alive that split
-//! is permanent: measured with `wrk -c64` and 2 workers, one worker took 100 % of the
-//! connections in one run out of three. A thread blocked in accept(2) is an *exclusive*
-//! waiter: the kernel hands each new connection to one sleeping waiter, oldest first, so
-//! connections spread over the workers (the same property uWSGI's blocking accept relies on).
-//!
-//! A woken thread that is already on a CPU could still drain a burst before its sibling in
-//! another worker gets scheduled, so each thread also looks at the scoreboard (shared with
-//! the other workers through the master, `liege_sys::scoreboard`) before accepting: if this
-//! worker holds more connections than the least loaded accepting worker, it steps aside for
-//! up to [`YIELD_MAX`] so that worker's thread takes the next connection. Connections
-//! waiting on a busy worker (its Python threads saturated) count too, so the rule also sends
+//! All workers accept on the same listening sockets, each from its own epoll set with
+//! `EPOLLEXCLUSIVE`, so the kernel wakes one worker per connection instead of every worker
+//! ([`crate::serve`]). A worker already on a CPU could still take a burst before its sibling
+//! is scheduled, and with keep-alive that split is permanent (measured with `wrk -c64` and 2
+//! workers before the scoreboard: one worker took 100 % of the connections in one run out of
+//! three). So after each accept a thread looks at the scoreboard (shared with the other
+//! workers through the master, `liege_sys::scoreboard`): if this worker holds more
+//! connections than the least loaded accepting worker, it moves its epoll registration to
+//! the back of the listener's queue, so the next connections wake that worker first. (It
+//! never sleeps to give way: the thread that accepts is also the one that serves.)
+//! Connections parked or waiting count too, so the rule also sends
 //! one-request-per-connection traffic (nginx `uwsgi_pass`) to the worker that can run it.
-//!
-//! The listening socket is made blocking (the flag is shared by every process holding it;
-//! all of them are liege workers using this code) with a 200 ms `SO_RCVTIMEO`, so the thread
-//! notices a stop within 200 ms. A connection it accepts after the stop began is still
-//! handed over and served: the accept loop drains the channel until the thread is gone.
 
-use nix::errno::Errno;
-use nix::sys::socket::{accept4, setsockopt, sockopt, SockFlag};
+use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::TimeVal;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// How often a blocked accept wakes up to look at the stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(200);
-
-/// How long an accept thread steps aside for a less loaded worker before accepting anyway
-/// (a bound, so a stuck sibling never stalls new connections for long).
-const YIELD_MAX: Duration = Duration::from_millis(2);
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::Ordering;
 
 /// How many more connections than the least loaded worker this one may hold and still
 /// accept: a little room so that two workers with nearly equal loads never both step aside.
@@ -68,31 +49,41 @@ impl Balance {
             .active
             .fetch_sub(1, Ordering::AcqRel);
     }
-    fn set_accepting(&self, on: bool) {
+    pub fn set_accepting(&self, on: bool) {
         let pid = if on { std::process::id() } else { 0 };
         self.sb
             .slot(self.slot)
             .accepting
             .store(pid, Ordering::Release);
     }
-    /// Step aside (bounded) while another accepting worker holds fewer connections.
-    fn wait_turn(&self) {
-        let deadline = std::time::Instant::now() + YIELD_MAX;
-        loop {
-            let mine = self.sb.slot(self.slot).active.load(Ordering::Acquire);
-            match self.sb.min_other_active(self.slot) {
-                Some(min) if mine > min + slack(min) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                _ => return,
-            }
+    /// Another worker of the app is accepting too.
+    pub fn others_accepting(&self) -> bool {
+        self.sb.min_other_active(self.slot).is_some()
+    }
+    /// This worker holds more connections than the least loaded accepting worker (plus a
+    /// little slack, so two workers with nearly equal loads do not both give way).
+    pub fn overloaded(&self) -> bool {
+        let mine = self.sb.slot(self.slot).active.load(Ordering::Acquire);
+        // Nobody can hold fewer than 0: at or under the slack there is nothing to scan.
+        if mine <= slack(0) {
+            return false;
         }
+        self.sb
+            .min_other_active(self.slot)
+            .is_some_and(|min| mine > min + slack(min))
     }
 }
 
-/// Prepare an inherited listening fd for [`spawn`]: close-on-exec (processes the app spawns
-/// must not inherit it), blocking, and a receive timeout.
-pub fn prepare(fd: RawFd) -> std::io::Result<()> {
+/// Prepare an inherited listening fd: close-on-exec (processes the app spawns must not
+/// inherit it) and non-blocking (a thread woken for a connection another worker took must
+/// not sleep in accept). The flag is shared by every process holding the socket; all of
+/// them are liege workers, which accept only when epoll says so.
+///
+/// TCP listeners also get TCP_NODELAY, which accepted sockets inherit (no setsockopt per
+/// connection), and, unless `defer` is None, TCP_DEFER_ACCEPT: the kernel hands a connection
+/// over only once its first bytes are there (or after `defer` seconds), so the read after
+/// accept finds the request instead of parking the connection (as uWSGI does).
+pub fn prepare(fd: RawFd, tcp: bool, defer: Option<u32>) -> std::io::Result<()> {
     // SAFETY: the fd was inherited from the master as an open listening socket and stays
     // open for the life of the worker.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -102,63 +93,29 @@ pub fn prepare(fd: RawFd) -> std::io::Result<()> {
     )?;
     let flags = nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFL)?;
     let mut flags = nix::fcntl::OFlag::from_bits_truncate(flags);
-    flags.remove(nix::fcntl::OFlag::O_NONBLOCK);
+    flags.insert(nix::fcntl::OFlag::O_NONBLOCK);
     nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_SETFL(flags))?;
-    let tv = TimeVal::new(STOP_CHECK.as_secs() as _, STOP_CHECK.subsec_micros() as _);
-    setsockopt(&borrowed, sockopt::ReceiveTimeout, &tv)?;
-    Ok(())
-}
-
-/// Start the accept thread for `fd` (already [`prepare`]d). Accepted sockets are
-/// non-blocking and close-on-exec. The thread ends when `stop` is set (within
-/// [`STOP_CHECK`]) or when the receiver is gone, dropping `tx`.
-pub fn spawn(
-    fd: RawFd,
-    name: &str,
-    stop: Arc<AtomicBool>,
-    balance: Option<Arc<Balance>>,
-    tx: mpsc::UnboundedSender<OwnedFd>,
-) -> std::io::Result<()> {
-    let name = name.to_string();
-    std::thread::Builder::new()
-        .name("liege-accept".into())
-        .spawn(move || {
-            if let Some(b) = &balance {
-                b.set_accepting(true);
+    // A receive timeout left by an older worker generation (which accepted in a blocking
+    // thread) does no harm, but clear it.
+    setsockopt(&borrowed, sockopt::ReceiveTimeout, &TimeVal::new(0, 0))?;
+    if tcp {
+        setsockopt(&borrowed, sockopt::TcpNoDelay, &true)?;
+        if let Some(secs) = defer {
+            let secs = secs.max(1) as libc::c_int;
+            // SAFETY: valid fd; an int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_DEFER_ACCEPT,
+                    (&secs as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                tracing::debug!("TCP_DEFER_ACCEPT: {}", std::io::Error::last_os_error());
             }
-            while !stop.load(Ordering::Acquire) {
-                if let Some(b) = &balance {
-                    b.wait_turn();
-                }
-                match accept4(fd, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
-                    Ok(conn) => {
-                        // SAFETY: accept4 just returned this fd; nothing else owns it.
-                        let conn = unsafe { OwnedFd::from_raw_fd(conn) };
-                        if let Some(b) = &balance {
-                            b.opened();
-                        }
-                        if tx.send(conn).is_err() {
-                            break;
-                        }
-                    }
-                    // The receive timeout expired (look at the stop flag), a signal, or a
-                    // connection that went away before we took it.
-                    Err(Errno::EAGAIN | Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
-                    // The listener is gone: nothing more to accept.
-                    Err(Errno::EBADF | Errno::EINVAL | Errno::ENOTSOCK) => {
-                        tracing::warn!("listener {name} (fd {fd}) can no longer accept");
-                        break;
-                    }
-                    // Out of fds or memory: back off briefly instead of spinning.
-                    Err(e) => {
-                        tracing::warn!("accept on {name}: {e}");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
-            }
-            if let Some(b) = &balance {
-                b.set_accepting(false);
-            }
-        })?;
+        }
+    }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! State shared by the I/O thread's tasks: config, the queue to Python, counters, the
 //! request log.
 
-use crate::queue::JobQueue;
 use liege_config::WorkerConfig;
 use liege_protocol::control::WorkerStats;
 use std::io::Write;
@@ -9,16 +8,14 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Semaphore;
 
-/// Body bytes read before the app is called (unless `post-buffering` asks for more).
-pub const PREREAD: usize = 64 * 1024;
+/// Body bytes read (by the serving thread, the connection parked while they arrive)
+/// before the app is called, unless `post-buffering` asks for more: a body up to this size
+/// never makes a thread wait for the client.
+pub const PREREAD: usize = 1 << 20;
 
 pub struct Ctx {
     pub cfg: WorkerConfig,
-    pub queue: Arc<JobQueue>,
-    /// Requests handed to Python and not finished: bounds the queue.
-    pub permits: Arc<Semaphore>,
     pub stats: Stats,
     pub exceptions: Arc<AtomicU64>,
     pub trusted: Vec<(IpAddr, u8)>,
@@ -30,11 +27,6 @@ pub struct Ctx {
     pub add_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Recycle after this many requests (`max-requests` + id × `max-requests-delta`; 0 = never).
     pub max_requests: u64,
-    /// Notified when `max_requests` is reached.
-    pub recycle: tokio::sync::Notify,
-    /// The inherited listening fds, retired when `max_requests` is reached (so the accept
-    /// threads take no connection beyond the last request).
-    pub listener_fds: Vec<std::os::fd::RawFd>,
     /// Static file serving, when any static option is set.
     pub statics: Option<crate::statics::Statics>,
     /// `log-format`, parsed once.
@@ -137,18 +129,6 @@ impl Ctx {
                 running_time: self.stats.running_time.load(Ordering::Relaxed),
                 avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
             });
-        }
-        if self.max_requests > 0 && n == self.max_requests {
-            // Exactly max-requests: stop taking connections now, before the graceful stop
-            // reaches the accept threads (one of them is already blocked in accept4).
-            if let Err(e) = liege_sys::retire::retire_listeners(
-                &self.listener_fds,
-                "liege-accept",
-                Duration::from_millis(200),
-            ) {
-                tracing::warn!("max-requests: cannot stop accepting at once: {e}");
-            }
-            self.recycle.notify_one();
         }
         n
     }
@@ -257,6 +237,19 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
+    /// Fill in what the response head says.
+    pub fn set_head(&mut self, h: &liege_wsgi::types::ResponseHead) {
+        self.status = h.status;
+        self.core = h.core;
+        self.headers = h.headers.len();
+        self.headers_bytes = h
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+            + 17;
+    }
+
     /// Write the line to stderr in one write.
     pub fn write(&self, ctx: &Ctx, req_no: u64, sent: u64, elapsed: Duration) {
         let line = match &ctx.log_format {

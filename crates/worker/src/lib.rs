@@ -4,42 +4,41 @@
 //! # Theory of operation
 //!
 //! ```text
-//!  process main thread ── Python::initialize, app import ── Python thread, core 0
-//!  liege-py-N threads  ── Python threads, cores 1..threads
-//!  liege-io thread     ── tokio current_thread runtime: accept, hyper, uwsgi codec,
-//!                         control socket, signals, stats
+//!  process main thread ── Python::initialize, app import ── serving thread, core 0
+//!  liege-py-N threads  ── serving threads, cores 1..threads
+//!  liege-ctl thread    ── tokio current_thread runtime: control socket, signals, stats,
+//!                         deadlines of parked connections
 //! ```
 //!
-//! The I/O thread reads each request head (and up to 64 KiB of body) before handing it to a
-//! Python thread through a FIFO ([`queue::JobQueue`]) bounded by a semaphore; a slow client
-//! therefore never holds a Python thread. Python threads release the GIL whenever they wait
-//! (for a request, for body bytes, for room in the response channel).
+//! Each serving thread accepts, reads, runs the app and writes the response itself
+//! ([`serve`]): no request is handed from one thread to another. A thread holds the GIL
+//! only while Python runs; it releases it to wait for the next request, to read more of a
+//! body and to write. A slow client never holds a thread while its head (or pre-read body)
+//! is on the way: the connection waits in epoll instead.
 //!
 //! Lifecycle ([`Phase`]): `Starting` → `Serving` (Ready sent) → `Draining` (SIGTERM,
-//! `GracefulStop`, control EOF: stop accepting, finish in-flight requests) → exit 0.
-//! SIGINT, SIGQUIT and `Stop` exit at once.
+//! `GracefulStop`, control EOF, max-requests: stop accepting, finish requests under way)
+//! → exit 0. SIGINT, SIGQUIT and `Stop` exit at once.
 
 mod acceptor;
-mod body;
+mod conn;
 mod control;
 mod ctx;
-mod http;
+mod h1;
 mod logfmt;
-mod queue;
+mod serve;
+mod sock;
 mod statics;
-mod uwsgi;
 
 use control::{Control, ControlEvent};
 use ctx::Ctx;
-use liege_config::{InheritedListener, Protocol, WorkerBoot};
+use liege_config::{Protocol, WorkerBoot};
 use liege_protocol::control::{FromWorker, ToWorker};
-use liege_wsgi::types::ConnInfo;
-use queue::JobQueue;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use serve::Server;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Exit code when the app cannot be loaded and `need-app` is on (uWSGI's).
 pub const EXIT_NO_APP: i32 = 22;
@@ -93,10 +92,6 @@ pub fn run(boot: WorkerBoot) -> i32 {
         return code;
     }
     let cfg = boot.config.clone();
-    // For max-requests (liege_sys::retire): before any thread exists.
-    if let Err(e) = liege_sys::retire::install_wake_handler() {
-        tracing::warn!("cannot install the accept wake-up handler: {e}");
-    }
 
     // env / unenv / chdir before the interpreter starts: os.environ and "." reflect them.
     // The process is still single-threaded here.
@@ -195,7 +190,6 @@ pub fn run(boot: WorkerBoot) -> i32 {
     };
 
     let threads = cfg.threads.max(1);
-    let queue = Arc::new(JobQueue::default());
     let (trusted, trust_unix) = ctx::parse_trusted(&cfg.trusted_proxies);
     let preread = (cfg.post_buffering as usize).max(ctx::PREREAD);
     let add_headers = match ctx::parse_add_headers(&cfg.add_headers) {
@@ -213,8 +207,6 @@ pub fn run(boot: WorkerBoot) -> i32 {
     let ctx = Arc::new(Ctx {
         add_headers,
         max_requests,
-        recycle: tokio::sync::Notify::new(),
-        listener_fds: boot.listeners.iter().map(|l| l.fd).collect(),
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         live: boot.scoreboard.as_ref().and_then(|r| {
             ctx::LiveSlot::open(r)
@@ -224,8 +216,6 @@ pub fn run(boot: WorkerBoot) -> i32 {
         statics: statics::Statics::new(&cfg.statics),
         log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
         wid: boot.id,
-        permits: Arc::new(Semaphore::new(threads as usize * 2)),
-        queue: queue.clone(),
         stats: Default::default(),
         exceptions: handler.exceptions.clone(),
         trusted,
@@ -236,50 +226,83 @@ pub fn run(boot: WorkerBoot) -> i32 {
         cfg,
     });
 
-    // Python threads 1..threads (the main thread is core 0).
-    let mut py_threads = Vec::new();
-    for core in 1..threads {
-        let q = queue.clone();
-        let h = handler.clone();
-        let c = ctx.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("liege-py-{core}"))
-            .spawn(move || python_loop(&q, &h, core, &c.busy_since[core as usize]));
-        match t {
-            Ok(t) => py_threads.push(t),
-            Err(e) => {
-                tracing::error!("cannot start Python thread {core}: {e}");
-                return 1;
-            }
+    let mut listeners = Vec::new();
+    for l in &boot.listeners {
+        let defer = ctx
+            .cfg
+            .defer_accept
+            .then(|| ctx.cfg.socket_timeout.as_secs() as u32);
+        if let Err(e) = acceptor::prepare(l.fd, !l.unix, defer) {
+            tracing::error!(
+                "cannot use inherited listener {} (fd {}): {e}",
+                l.name,
+                l.fd
+            );
+            return 1;
         }
+        listeners.push(serve::Listener::new(
+            l.fd,
+            l.unix,
+            l.protocol == Protocol::Http,
+            l.name.clone(),
+        ));
     }
-
-    let io_ctx = ctx.clone();
-    let io_control = control.clone();
-    let listeners = boot.listeners.clone();
-    let scoreboard = boot.scoreboard;
-    let io = std::thread::Builder::new()
-        .name("liege-io".into())
-        .spawn(move || io_thread(io_ctx, listeners, io_control, scoreboard));
-    let io = match io {
-        Ok(t) => t,
+    let balance = boot
+        .scoreboard
+        .and_then(|r| match acceptor::Balance::open(r) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!("scoreboard: {e}; accepting without balancing");
+                None
+            }
+        });
+    if let Some(b) = &balance {
+        b.set_accepting(true);
+    }
+    let server = match Server::new(listeners, ctx.clone(), handler, balance) {
+        Ok(s) => Arc::new(s),
         Err(e) => {
-            tracing::error!("cannot start the I/O thread: {e}");
+            tracing::error!("cannot set up the listeners: {e}");
             return 1;
         }
     };
 
-    python_loop(&queue, &handler, 0, &ctx.busy_since[0]);
-    for t in py_threads {
+    // The control thread first (it sends Ready), then serving threads 1..threads; the main
+    // thread is core 0.
+    let ctl_server = server.clone();
+    let ctl_control = control.clone();
+    let n_listeners = boot.listeners.len();
+    let ctl = std::thread::Builder::new()
+        .name("liege-ctl".into())
+        .spawn(move || control_thread(ctl_server, ctl_control, n_listeners));
+    if let Err(e) = ctl {
+        tracing::error!("cannot start the control thread: {e}");
+        return 1;
+    }
+    let mut serving = Vec::new();
+    for core in 1..threads {
+        let s = server.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("liege-py-{core}"))
+            .spawn(move || s.run_thread(core));
+        match t {
+            Ok(t) => serving.push(t),
+            Err(e) => {
+                tracing::error!("cannot start serving thread {core}: {e}");
+                return 1;
+            }
+        }
+    }
+    server.run_thread(0);
+    for t in serving {
         let _ = t.join();
     }
-    let code = io.join().unwrap_or(1);
     liege_wsgi::run_atexit();
     if let Some(c) = &control {
         c.send(&FromWorker::Stats(ctx.snapshot()));
     }
     tracing::info!("worker {} (pid {}) exiting", boot.id, std::process::id());
-    code
+    0
 }
 
 /// PR_SET_PDEATHSIG, then check the parent is still the master (the setting does nothing
@@ -306,17 +329,7 @@ fn orphan_guard(master_pid: i32) -> Result<(), i32> {
     Ok(())
 }
 
-/// One Python thread (the main thread is core 0).
-fn python_loop(queue: &JobQueue, handler: &liege_wsgi::Handler, core: u32, busy: &AtomicU64) {
-    handler.serve(core, busy, queue);
-}
-
-fn io_thread(
-    ctx: Arc<Ctx>,
-    listeners: Vec<InheritedListener>,
-    control: Option<Arc<Control>>,
-    scoreboard: Option<liege_config::ScoreboardRef>,
-) -> i32 {
+fn control_thread(server: Arc<Server>, control: Option<Arc<Control>>, listeners: usize) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -324,50 +337,18 @@ fn io_thread(
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot build the tokio runtime: {e}");
-            ctx.queue.close();
-            return 1;
+            std::process::exit(1);
         }
     };
-    let code = rt.block_on(io_main(ctx.clone(), listeners, control, scoreboard));
-    ctx.queue.close();
-    code
+    let code = rt.block_on(control_main(server, control, listeners));
+    if code != 0 {
+        std::process::exit(code);
+    }
 }
 
-/// An inherited listening socket, served through an accept thread ([`acceptor`]).
-struct Listener {
-    fd: std::os::fd::RawFd,
-    unix: bool,
-    name: String,
-}
-
-fn adopt_listener(l: &InheritedListener) -> std::io::Result<Listener> {
-    acceptor::prepare(l.fd)?;
-    Ok(Listener {
-        fd: l.fd,
-        unix: l.unix,
-        name: l.name.clone(),
-    })
-}
-
-async fn io_main(
-    ctx: Arc<Ctx>,
-    listeners: Vec<InheritedListener>,
-    control: Option<Arc<Control>>,
-    scoreboard: Option<liege_config::ScoreboardRef>,
-) -> i32 {
+async fn control_main(server: Arc<Server>, control: Option<Arc<Control>>, listeners: usize) -> i32 {
+    let ctx = server.ctx.clone();
     let mut phase = Phase::Starting;
-    let balance = scoreboard.and_then(|r| match acceptor::Balance::open(r) {
-        Ok(b) => Some(Arc::new(b)),
-        Err(e) => {
-            tracing::warn!("scoreboard: {e}; accepting without balancing");
-            None
-        }
-    });
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    // Every connection task holds a clone; when all are gone, draining is over.
-    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let builder = Arc::new(http::builder(&ctx));
-
     let (mut sigterm, mut sigint, mut sigquit, mut sighup, mut sigusr1, mut sigusr2) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -382,31 +363,6 @@ async fn io_main(
             return 1;
         }
     };
-
-    for spec in &listeners {
-        let l = match adopt_listener(spec) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(
-                    "cannot use inherited listener {} (fd {}): {e}",
-                    spec.name,
-                    spec.fd
-                );
-                return 1;
-            }
-        };
-        tokio::spawn(accept_loop(
-            l,
-            spec.protocol,
-            ctx.clone(),
-            builder.clone(),
-            shutdown_rx.clone(),
-            alive_tx.clone(),
-            balance.clone(),
-        ));
-    }
-    drop(alive_tx);
-
     let mut reader = match control.as_ref().map(|c| c.reader()).transpose() {
         Ok(r) => r,
         Err(e) => {
@@ -420,15 +376,18 @@ async fn io_main(
             pid: std::process::id() as i32,
         });
     }
-    tracing::debug!("accepting on {} listener(s)", listeners.len());
+    tracing::debug!("accepting on {listeners} listener(s)");
 
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Deadlines of parked connections (and the end of a drain) are looked at 4 times a
+    // second.
+    let mut sweep_tick = tokio::time::interval(Duration::from_millis(250));
+    sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_requests = u64::MAX;
     // Busy is reported once a request has run for a tick (harakiri granularity is 1 s), not
     // per request: a control packet per request would cost more than the request.
     let mut reported_busy: Option<u64> = None;
-    let mut drained = false;
     loop {
         let ev = tokio::select! {
             _ = sigterm.recv() => Event::Graceful("SIGTERM"),
@@ -458,11 +417,14 @@ async fn io_main(
                     Event::Graceful("control socket EOF")
                 }
             },
-            _ = alive_rx.recv(), if phase == Phase::Draining && !drained => {
-                drained = true;
-                Event::Drained
+            _ = sweep_tick.tick() => {
+                server.sweep();
+                if phase == Phase::Draining && server.drained() {
+                    Event::Drained
+                } else {
+                    continue;
+                }
             }
-            _ = ctx.recycle.notified() => Event::Graceful("max-requests reached"),
             _ = stats_tick.tick() => {
                 let n = ctx.stats.requests.load(Ordering::Relaxed);
                 if let Some(c) = &control {
@@ -492,122 +454,22 @@ async fn io_main(
         match ev {
             Event::Graceful(why) => {
                 tracing::info!("graceful stop ({why}): finishing in-flight requests");
-                let _ = shutdown_tx.send(true);
+                server.begin_stop();
             }
             Event::Immediate(why) => {
                 tracing::info!("stopping now ({why})");
                 if let Some(c) = &control {
                     c.send(&FromWorker::Stats(ctx.snapshot()));
                 }
-                // Exit without waiting for Python threads that may be running app code.
+                // Exit without waiting for threads that may be running app code.
                 std::process::exit(0);
             }
             Event::Drained | Event::Accepting => {}
         }
         phase = next;
         if phase == Phase::Stopped {
+            // The serving threads leave on their own once drained; the main thread exits.
             return 0;
         }
     }
-}
-
-async fn accept_loop(
-    l: Listener,
-    protocol: Protocol,
-    ctx: Arc<Ctx>,
-    builder: Arc<hyper::server::conn::http1::Builder>,
-    mut shutdown: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
-    balance: Option<Arc<acceptor::Balance>>,
-) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    if let Err(e) = acceptor::spawn(l.fd, &l.name, stop.clone(), balance.clone(), tx) {
-        tracing::error!("cannot start the accept thread for {}: {e}", l.name);
-        return;
-    }
-    let mut stopping = *shutdown.borrow();
-    stop.store(stopping, Ordering::Release);
-    loop {
-        // After the stop, keep taking what the accept thread already accepted: those
-        // clients are owed an answer. The channel closes when the thread has ended.
-        let fd = tokio::select! {
-            _ = shutdown.changed(), if !stopping => {
-                stopping = true;
-                stop.store(true, Ordering::Release);
-                continue;
-            }
-            fd = rx.recv() => match fd {
-                Some(fd) => fd,
-                None => return,
-            },
-        };
-        let (stream, conn) = match connection(fd, l.unix, &ctx) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!("accepted connection unusable: {e}");
-                if let Some(b) = &balance {
-                    b.closed();
-                }
-                continue;
-            }
-        };
-        let balance = balance.clone();
-        let ctx = ctx.clone();
-        let sd = shutdown.clone();
-        let alive = alive.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            match (stream, protocol) {
-                (Stream::Tcp(s), Protocol::Http) => http::serve(s, conn, ctx, builder, sd).await,
-                (Stream::Unix(s), Protocol::Http) => http::serve(s, conn, ctx, builder, sd).await,
-                (Stream::Tcp(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
-                (Stream::Unix(s), Protocol::Uwsgi) => uwsgi::serve(s, conn, ctx, sd).await,
-            }
-            if let Some(b) = &balance {
-                b.closed();
-            }
-            drop(alive);
-        });
-    }
-}
-
-enum Stream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-/// Turn an accepted fd into a tokio stream plus what the environ needs about it.
-fn connection(
-    fd: std::os::fd::OwnedFd,
-    unix: bool,
-    ctx: &Ctx,
-) -> std::io::Result<(Stream, ConnInfo)> {
-    if unix {
-        let s = tokio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
-        return Ok((
-            Stream::Unix(s),
-            ConnInfo {
-                peer: None,
-                server_port: 80,
-                local_ip: "localhost".into(),
-                trusted: ctx.is_trusted(None),
-                https: false,
-            },
-        ));
-    }
-    let s = std::net::TcpStream::from(fd);
-    let _ = s.set_nodelay(true);
-    let peer = s.peer_addr()?;
-    let local = s.local_addr()?;
-    Ok((
-        Stream::Tcp(tokio::net::TcpStream::from_std(s)?),
-        ConnInfo {
-            peer: Some(peer),
-            server_port: local.port(),
-            local_ip: local.ip().to_string().into(),
-            trusted: ctx.is_trusted(Some(peer.ip())),
-            https: false,
-        },
-    ))
 }

@@ -386,8 +386,14 @@ mod tests {
     }
 }
 
-/// A static answer as a response head (the body is empty for 304 and HEAD).
-pub fn into_head(a: Answer, is_head: bool) -> liege_wsgi::types::ResponseHead {
+/// A static answer as a response head and body (the body is empty for 304 and HEAD).
+pub fn into_head(
+    a: Answer,
+    is_head: bool,
+) -> (
+    liege_wsgi::types::ResponseHead,
+    liege_wsgi::types::ResponseBody,
+) {
     use liege_wsgi::types::{FileBody, ResponseBody, ResponseHead};
     let (status, headers) = head_fields(&a);
     let body = match a {
@@ -398,14 +404,16 @@ pub fn into_head(a: Answer, is_head: bool) -> liege_wsgi::types::ResponseHead {
         }),
         _ => ResponseBody::Full(bytes::Bytes::new()),
     };
-    ResponseHead {
-        status,
-        reason: None,
-        headers,
+    (
+        ResponseHead {
+            status,
+            reason: None,
+            headers,
+            core: 0,
+            exception: false,
+        },
         body,
-        core: 0,
-        exception: false,
-    }
+    )
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
-//! Running one request on a Python thread: build the environ, call the app, hand the response
-//! to the I/O thread, always call `close()`.
+//! Running one request on the thread that read it: build the environ, call the app, return
+//! what to send (or what was streamed), always call the result's `close()`.
 
 use crate::app::{format_traceback, MountedApp};
 use crate::input::Input;
-use crate::response::{push, FileWrapper, Sent, StartResponse};
-use crate::types::{ConnInfo, FileBody, HttpHead, Request, ResponseBody, Vars};
+use crate::response::{FileWrapper, Outcome, Sent, StartResponse};
+use crate::scope::ExSlot;
+use crate::types::{ConnInfo, Exchange, FileBody, HttpHead, Reply, ResponseBody, UwsgiVars, Vars};
 use bytes::{Bytes, BytesMut};
-use http::Version;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -80,39 +80,57 @@ impl Handler {
         })
     }
 
-    /// Run one request to completion on this (attached) thread.
-    pub fn handle(&self, py: Python<'_>, core: u32, req: Request) {
-        let Request {
-            vars,
-            conn,
-            body,
-            reply,
-            permit,
-        } = req;
-        let sr = match Bound::new(py, StartResponse::new(reply, core)) {
+    /// Run one request to completion on this thread (attaching to the interpreter, which is
+    /// cheap on a thread that [`crate::attach_thread`] keeps attached).
+    pub fn call(
+        &self,
+        core: u32,
+        vars: &Vars<'_>,
+        conn: &ConnInfo,
+        ex: &mut dyn Exchange,
+    ) -> Reply {
+        Python::attach(|py| self.handle(py, core, vars, conn, ex))
+    }
+
+    fn handle(
+        &self,
+        py: Python<'_>,
+        core: u32,
+        vars: &Vars<'_>,
+        conn: &ConnInfo,
+        ex: &mut dyn Exchange,
+    ) -> Reply {
+        let slot = Arc::new(ExSlot::default());
+        let scope = slot.enter(ex);
+        let failed = |exception: bool| {
+            let mut r = Reply::error(500, "Internal Server Error");
+            if let Reply::Whole(h, _) = &mut r {
+                h.core = core;
+                h.exception = exception;
+            }
+            r
+        };
+        let sr = match Bound::new(py, StartResponse::new(slot.clone(), core)) {
             Ok(sr) => sr,
             Err(e) => {
                 tracing::error!("cannot create start_response: {e}");
-                return;
+                return failed(false);
             }
         };
         let apps = match &self.apps {
             Ok(apps) => apps,
             Err(why) => {
                 tracing::error!("no app loaded: {why}");
-                sr.get().fail(py, 500, "Internal Server Error");
-                return;
+                return failed(false);
             }
         };
-        let environ = match self.environ(py, &vars, &conn, Input::new(body)) {
+        let environ = match self.environ(py, vars, conn, Input::new(slot.clone())) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!("cannot build the environ: {}", format_traceback(py, &e));
-                sr.get().fail(py, 500, "Internal Server Error");
-                return;
+                return failed(false);
             }
         };
-        drop(vars);
         let app = if self.select {
             match self.select_app(py, apps, &environ) {
                 Ok(Some(app)) => app.bind(py),
@@ -120,25 +138,47 @@ impl Handler {
                     tracing::error!(
                         "--- no python application found for this request (no default app) ---"
                     );
-                    sr.get().fail(py, 500, "Internal Server Error");
-                    return;
+                    return failed(false);
                 }
                 Err(e) => {
                     tracing::error!("choosing the app: {}", format_traceback(py, &e));
-                    sr.get().fail(py, 500, "Internal Server Error");
-                    return;
+                    return failed(false);
                 }
             }
         } else {
             apps[0].app.bind(py)
         };
-        match app.call1((environ, &sr)) {
+        let body = match app.call1((environ, &sr)) {
             Ok(result) => self.respond(py, &sr, &result),
             Err(e) => {
                 self.app_error(py, &sr, &e);
+                None
             }
-        }
-        drop(permit);
+        };
+        let reply = match sr.get().outcome() {
+            Ok(Outcome::Head(head)) => {
+                Reply::Whole(head, body.unwrap_or(ResponseBody::Full(Bytes::new())))
+            }
+            Ok(Outcome::Failed(status)) => {
+                let mut r = failed(true);
+                if let Reply::Whole(h, _) = &mut r {
+                    h.status = status;
+                }
+                r
+            }
+            Ok(Outcome::Streamed(head, sent, complete)) => Reply::Streamed {
+                head,
+                sent,
+                complete,
+            },
+            Err(e) => {
+                self.exceptions.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{}", format_traceback(py, &e).trim_end());
+                failed(true)
+            }
+        };
+        drop(scope);
+        reply
     }
 
     /// uWSGI's app choice (§4.5): with manage-script-name the longest mountpoint prefixing
@@ -192,15 +232,24 @@ impl Handler {
     fn app_error(&self, py: Python<'_>, sr: &Bound<'_, StartResponse>, e: &PyErr) {
         self.exceptions.fetch_add(1, Ordering::Relaxed);
         tracing::error!("{}", format_traceback(py, e).trim_end());
-        sr.get().fail(py, 500, "Internal Server Error");
+        sr.get().fail(500);
     }
 
-    /// Send the app's result, then call its `close()` (always, on every path).
-    fn respond(&self, py: Python<'_>, sr: &Bound<'_, StartResponse>, result: &Bound<'_, PyAny>) {
-        let r = self.send_result(py, sr, result);
-        if let Err(e) = &r {
-            self.app_error(py, sr, e);
-        }
+    /// Send the app's result (or return it whole), then call its `close()` (always, on every
+    /// path).
+    fn respond(
+        &self,
+        py: Python<'_>,
+        sr: &Bound<'_, StartResponse>,
+        result: &Bound<'_, PyAny>,
+    ) -> Option<ResponseBody> {
+        let body = match self.send_result(py, sr, result) {
+            Ok(b) => b,
+            Err(e) => {
+                self.app_error(py, sr, &e);
+                None
+            }
+        };
         if !result.is_exact_instance_of::<PyList>() && !result.is_exact_instance_of::<PyTuple>() {
             match result.getattr_opt(intern!(py, "close")) {
                 Ok(Some(close)) => {
@@ -216,95 +265,62 @@ impl Handler {
                 Err(e) => tracing::error!("close lookup: {e}"),
             }
         }
+        body
     }
 
+    /// A whole body (list, tuple, bytes, a file wrapper over a real file), or `None` after
+    /// streaming every item of any other iterable as the app yields it.
     fn send_result(
         &self,
         py: Python<'_>,
         sr: &Bound<'_, StartResponse>,
         result: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<ResponseBody>> {
         let sr_ref = sr.get();
-        // Fast path: a list or tuple of bytes, joined and sent in one write.
         if !sr_ref.headers_sent() {
             if let Ok(list) = result.cast_exact::<PyList>() {
-                let body = join(list.iter())?;
-                return self.send_whole(py, sr_ref, body);
+                return Ok(Some(ResponseBody::Full(join(list.iter())?)));
             }
             if let Ok(t) = result.cast_exact::<PyTuple>() {
-                let body = join(t.iter())?;
-                return self.send_whole(py, sr_ref, body);
+                return Ok(Some(ResponseBody::Full(join(t.iter())?)));
             }
             if let Ok(b) = result.cast::<PyBytes>() {
                 // Not strictly WSGI (bytes is an iterable of ints); uWSGI sends it as one chunk.
-                return self.send_whole(py, sr_ref, Bytes::copy_from_slice(b.as_bytes()));
+                return Ok(Some(ResponseBody::Full(Bytes::copy_from_slice(
+                    b.as_bytes(),
+                ))));
             }
             if let Ok(fw) = result.cast::<FileWrapper>() {
                 if let Some(file) = file_body(py, fw.get())? {
-                    sr_ref.send_body(ResponseBody::File(file))?;
-                    return Ok(());
+                    return Ok(Some(ResponseBody::File(file)));
                 }
             }
         }
-        let mut pending: Option<Bytes> = None;
-        let mut tx = None;
         for item in result.try_iter()? {
-            let chunk = to_bytes(&item?)?;
-            if chunk.is_empty() {
+            let item = item?;
+            let b = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
+            let data = b.as_bytes();
+            if data.is_empty() {
                 continue;
             }
-            if tx.is_none() && !sr_ref.headers_sent() && pending.is_none() {
-                pending = Some(chunk);
-                continue;
-            }
-            if tx.is_none() {
-                match sr_ref.stream()? {
-                    Some(t) => tx = Some(t),
-                    None => return Ok(()),
-                }
-            }
-            let t = tx.as_ref().expect("stream");
-            if let Some(p) = pending.take() {
-                if push(py, t, p) == Sent::Gone {
-                    return Ok(());
-                }
-            }
-            if push(py, t, chunk) == Sent::Gone {
-                return Ok(());
+            if sr_ref.stream(py, data)? == Sent::Gone {
+                return Ok(None);
             }
         }
-        match (tx, pending) {
-            (None, p) if !sr_ref.headers_sent() => {
-                sr_ref.send_full(p.unwrap_or_default())?;
-            }
-            (t, p) => {
-                if let Some(p) = p {
-                    if let Some(t) = t.or(sr_ref.stream()?) {
-                        push(py, &t, p);
-                    }
-                }
-                sr_ref.finish()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send_whole(&self, _py: Python<'_>, sr: &StartResponse, body: Bytes) -> PyResult<()> {
-        sr.send_full(body)?;
-        Ok(())
+        Ok(None)
     }
 
     fn environ<'py>(
         &self,
         py: Python<'py>,
-        vars: &Vars,
+        vars: &Vars<'_>,
         conn: &ConnInfo,
         input: Input,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.base.bind(py).copy()?;
         match vars {
             Vars::Http(head) => http_environ(py, &env, head, conn)?,
-            Vars::Uwsgi(pairs) => uwsgi_environ(py, &env, pairs, conn)?,
+            Vars::Uwsgi(u) => uwsgi_environ(py, &env, u, conn)?,
         }
         env.set_item(intern!(py, "wsgi.input"), Bound::new(py, input)?)?;
         Ok(env)
@@ -322,32 +338,21 @@ fn nix_hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-fn to_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
-    match item.cast::<PyBytes>() {
-        Ok(b) => Ok(Bytes::copy_from_slice(b.as_bytes())),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "response body items must be bytes, not {}",
-            item.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))),
-    }
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "response body items must be bytes, not {}",
+        item.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    ))
 }
 
 fn join<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Bytes> {
     let mut first: Option<Bytes> = None;
     let mut buf: Option<BytesMut> = None;
     for item in items {
-        let b = item.cast::<PyBytes>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "response body items must be bytes, not {}",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
+        let b = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
         let b = b.as_bytes();
         match (&mut first, &mut buf) {
             (None, None) => first = Some(Bytes::copy_from_slice(b)),
@@ -409,10 +414,11 @@ fn file_body(py: Python<'_>, fw: &FileWrapper) -> PyResult<Option<FileBody>> {
 
 /// Latin-1 bytes as a Python `str` (ASCII fast path).
 fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    if let Ok(s) = std::str::from_utf8(b) {
-        if b.is_ascii() {
-            return Ok(PyString::new(py, s));
-        }
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(PyString::new(py, unsafe {
+            std::str::from_utf8_unchecked(b)
+        }));
     }
     // SAFETY: the pointer and length describe a valid byte slice; a NULL errors string means
     // strict; the result is a new reference or NULL with an exception set.
@@ -461,85 +467,87 @@ pub fn decode_path(raw: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-fn method_str<'py>(py: Python<'py>, m: &http::Method) -> PyResult<Bound<'py, PyString>> {
-    Ok(match *m {
-        http::Method::GET => intern!(py, "GET").clone(),
-        http::Method::POST => intern!(py, "POST").clone(),
-        http::Method::HEAD => intern!(py, "HEAD").clone(),
-        http::Method::PUT => intern!(py, "PUT").clone(),
-        http::Method::DELETE => intern!(py, "DELETE").clone(),
-        http::Method::OPTIONS => intern!(py, "OPTIONS").clone(),
-        http::Method::PATCH => intern!(py, "PATCH").clone(),
-        _ => latin1(py, m.as_str().as_bytes())?,
+fn method_str<'py>(py: Python<'py>, m: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    Ok(match m {
+        b"GET" => intern!(py, "GET").clone(),
+        b"POST" => intern!(py, "POST").clone(),
+        b"HEAD" => intern!(py, "HEAD").clone(),
+        b"PUT" => intern!(py, "PUT").clone(),
+        b"DELETE" => intern!(py, "DELETE").clone(),
+        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
+        b"PATCH" => intern!(py, "PATCH").clone(),
+        _ => latin1(py, m)?,
     })
 }
 
 fn http_environ(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
-    head: &HttpHead,
+    head: &HttpHead<'_>,
     conn: &ConnInfo,
 ) -> PyResult<()> {
-    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &head.method)?)?;
-    let path = head.uri.path();
+    env.set_item(
+        intern!(py, "REQUEST_METHOD"),
+        method_str(py, head.get(head.method))?,
+    )?;
     env.set_item(
         intern!(py, "PATH_INFO"),
-        latin1(py, &decode_path(path.as_bytes()))?,
+        latin1(py, &decode_path(head.get(head.path)))?,
     )?;
-    let query = head.uri.query().unwrap_or("");
-    env.set_item(intern!(py, "QUERY_STRING"), latin1(py, query.as_bytes())?)?;
-    let request_uri = head
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or(path);
+    env.set_item(
+        intern!(py, "QUERY_STRING"),
+        latin1(py, head.get(head.query))?,
+    )?;
     env.set_item(
         intern!(py, "REQUEST_URI"),
-        latin1(py, request_uri.as_bytes())?,
+        latin1(py, head.get(head.target))?,
     )?;
-    let proto = match head.version {
-        Version::HTTP_10 => intern!(py, "HTTP/1.0"),
-        Version::HTTP_09 => intern!(py, "HTTP/0.9"),
-        _ => intern!(py, "HTTP/1.1"),
+    let proto = if head.minor == 0 {
+        intern!(py, "HTTP/1.0")
+    } else {
+        intern!(py, "HTTP/1.1")
     };
     env.set_item(intern!(py, "SERVER_PROTOCOL"), proto)?;
-    let mut host: Option<&[u8]> = None;
+    let mut has_host = false;
     let mut joined: Vec<u8> = Vec::new();
-    // HeaderMap iterates every value, the values of one name next to each other.
-    let mut it = head.headers.iter().peekable();
-    while let Some((name, first)) = it.next() {
-        let value: &[u8] = if it.peek().is_some_and(|(n, _)| *n == name) {
-            let sep: &[u8] = if name == http::header::COOKIE {
-                b"; "
-            } else {
-                b", "
+    for (i, (n, v)) in head.headers.iter().enumerate() {
+        let name = head.get(*n);
+        let is_host = name.eq_ignore_ascii_case(b"host");
+        has_host |= is_host;
+        let mut value = head.get(*v);
+        if head.repeated {
+            let same = |(m, _): &(crate::types::Span, crate::types::Span)| {
+                head.get(*m).eq_ignore_ascii_case(name)
             };
-            joined.clear();
-            joined.extend_from_slice(first.as_bytes());
-            while let Some((_, v)) = it.next_if(|(n, _)| *n == name) {
-                joined.extend_from_slice(sep);
-                joined.extend_from_slice(v.as_bytes());
+            if head.headers[..i].iter().any(same) {
+                continue; // joined with its first occurrence
             }
-            &joined
-        } else {
-            first.as_bytes()
-        };
-        if name == http::header::HOST {
-            host = Some(first.as_bytes());
+            let mut rest = head.headers[i + 1..].iter().filter(|h| same(h)).peekable();
+            if rest.peek().is_some() {
+                let sep: &[u8] = if name.eq_ignore_ascii_case(b"cookie") {
+                    b"; "
+                } else {
+                    b", "
+                };
+                joined.clear();
+                joined.extend_from_slice(value);
+                for (_, v2) in rest {
+                    joined.extend_from_slice(sep);
+                    joined.extend_from_slice(head.get(*v2));
+                }
+                value = &joined;
+            }
         }
         env.set_item(header_key(py, name)?, latin1(py, value)?)?;
     }
-    let server_name: Bound<'_, PyString> = match host {
+    let server_name: Bound<'_, PyString> = match head.host.map(|h| head.get(h)) {
         Some(h) if !h.is_empty() => latin1(py, strip_port(h))?,
-        _ => match head.uri.host() {
-            Some(h) => latin1(py, h.as_bytes())?,
-            None => latin1(py, conn.local_ip.as_bytes())?,
-        },
+        _ => latin1(py, conn.local_ip.as_bytes())?,
     };
     env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
-    if host.is_none() {
-        if let Some(a) = head.uri.authority() {
-            env.set_item(intern!(py, "HTTP_HOST"), latin1(py, a.as_str().as_bytes())?)?;
+    if !has_host {
+        if let Some(h) = head.host {
+            env.set_item(intern!(py, "HTTP_HOST"), latin1(py, head.get(h))?)?;
         }
     }
     env.set_item(intern!(py, "SERVER_PORT"), port_str(py, conn.server_port))?;
@@ -548,8 +556,8 @@ fn http_environ(
         Some("https")
     } else if conn.trusted {
         forwarded_scheme(
-            head.headers.get("x-forwarded-proto").map(|v| v.as_bytes()),
-            head.headers.get("x-forwarded-ssl").map(|v| v.as_bytes()),
+            head.header(b"x-forwarded-proto"),
+            head.header(b"x-forwarded-ssl"),
         )
     } else {
         None
@@ -611,33 +619,31 @@ fn strip_port(h: &[u8]) -> &[u8] {
 }
 
 /// `HTTP_FOO_BAR` for `foo-bar`; `CONTENT_TYPE`/`CONTENT_LENGTH` without the prefix.
-fn header_key<'py>(py: Python<'py>, name: &http::HeaderName) -> PyResult<Bound<'py, PyString>> {
-    use http::header as h;
+fn header_key<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyString>> {
     macro_rules! known {
-        ($($hn:expr => $k:literal),* $(,)?) => {
-            $(if name == $hn { return Ok(intern!(py, $k).clone()); })*
+        ($($hn:literal => $k:literal),* $(,)?) => {
+            $(if name.eq_ignore_ascii_case($hn) { return Ok(intern!(py, $k).clone()); })*
         };
     }
     known!(
-        h::HOST => "HTTP_HOST",
-        h::USER_AGENT => "HTTP_USER_AGENT",
-        h::ACCEPT => "HTTP_ACCEPT",
-        h::ACCEPT_ENCODING => "HTTP_ACCEPT_ENCODING",
-        h::ACCEPT_LANGUAGE => "HTTP_ACCEPT_LANGUAGE",
-        h::CONNECTION => "HTTP_CONNECTION",
-        h::CONTENT_TYPE => "CONTENT_TYPE",
-        h::CONTENT_LENGTH => "CONTENT_LENGTH",
-        h::COOKIE => "HTTP_COOKIE",
-        h::REFERER => "HTTP_REFERER",
-        h::AUTHORIZATION => "HTTP_AUTHORIZATION",
-        h::CACHE_CONTROL => "HTTP_CACHE_CONTROL",
-        h::TRANSFER_ENCODING => "HTTP_TRANSFER_ENCODING",
-        h::EXPECT => "HTTP_EXPECT",
+        b"host" => "HTTP_HOST",
+        b"user-agent" => "HTTP_USER_AGENT",
+        b"accept" => "HTTP_ACCEPT",
+        b"accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        b"accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        b"connection" => "HTTP_CONNECTION",
+        b"content-type" => "CONTENT_TYPE",
+        b"content-length" => "CONTENT_LENGTH",
+        b"cookie" => "HTTP_COOKIE",
+        b"referer" => "HTTP_REFERER",
+        b"authorization" => "HTTP_AUTHORIZATION",
+        b"cache-control" => "HTTP_CACHE_CONTROL",
+        b"transfer-encoding" => "HTTP_TRANSFER_ENCODING",
+        b"expect" => "HTTP_EXPECT",
     );
-    let n = name.as_str().as_bytes();
-    let mut k = Vec::with_capacity(5 + n.len());
+    let mut k = Vec::with_capacity(5 + name.len());
     k.extend_from_slice(b"HTTP_");
-    k.extend(n.iter().map(|&c| {
+    k.extend(name.iter().map(|&c| {
         if c == b'-' {
             b'_'
         } else {
@@ -650,15 +656,15 @@ fn header_key<'py>(py: Python<'py>, name: &http::HeaderName) -> PyResult<Bound<'
 fn uwsgi_environ(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
-    pairs: &[(Bytes, Bytes)],
+    vars: &UwsgiVars<'_>,
     conn: &ConnInfo,
 ) -> PyResult<()> {
     let mut https: Option<&[u8]> = None;
     let mut scheme: Option<&[u8]> = None;
     let mut xfp: Option<&[u8]> = None;
     let mut xssl: Option<&[u8]> = None;
-    for (k, v) in pairs {
-        match &k[..] {
+    for (k, v) in vars.iter() {
+        match k {
             b"HTTPS" => https = Some(v),
             b"UWSGI_SCHEME" => scheme = Some(v),
             b"HTTP_X_FORWARDED_PROTO" => xfp = Some(v),

@@ -1,35 +1,40 @@
 //! `wsgi.input`: the request body as a file-like object (read, readline, readlines,
-//! iteration). Bytes not yet read stay in the I/O thread's channel (bounded), so a large body
-//! is never held whole; every wait for more bytes releases the GIL.
+//! iteration). Bytes come from the request's [`Exchange`]: what the worker already buffered
+//! is taken without releasing the GIL; every wait on the socket releases it. A large body is
+//! never held whole: each fill takes at most [`FILL`] bytes.
 
-use crate::types::{BodyChunk, BodyError, RequestBody};
-use bytes::{Bytes, BytesMut};
+use crate::scope::ExSlot;
+use crate::types::Read;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// The most bytes one fill asks the connection for.
+const FILL: usize = 64 * 1024;
 
 #[pyclass(frozen, module = "liege", name = "Input")]
 pub struct Input {
     st: Mutex<InputState>,
+    ex: Arc<ExSlot>,
 }
 
+#[derive(Default)]
 struct InputState {
-    /// Unread bytes: the pre-read body as received (no copy) until more chunks are appended.
-    buf: Bytes,
-    rx: Option<mpsc::Receiver<BodyChunk>>,
+    /// Unread bytes are `buf[pos..]`.
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
 }
 
 impl InputState {
-    fn append(&mut self, b: Bytes) {
-        if self.buf.is_empty() {
-            self.buf = b;
-        } else {
-            let mut m = BytesMut::with_capacity(self.buf.len() + b.len());
-            m.extend_from_slice(&self.buf);
-            m.extend_from_slice(&b);
-            self.buf = m.freeze();
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
         }
     }
 }
@@ -39,43 +44,54 @@ fn lock(m: &Mutex<InputState>) -> std::sync::MutexGuard<'_, InputState> {
 }
 
 impl Input {
-    pub fn new(body: RequestBody) -> Input {
+    pub(crate) fn new(ex: Arc<ExSlot>) -> Input {
         Input {
-            st: Mutex::new(InputState {
-                buf: body.initial,
-                rx: body.rest,
-            }),
+            st: Mutex::new(InputState::default()),
+            ex,
         }
     }
 
-    /// Wait for one more chunk (GIL released). `Ok(false)` at EOF.
-    fn fill(&self, py: Python<'_>) -> PyResult<bool> {
-        let rx = lock(&self.st).rx.take();
-        let Some(mut rx) = rx else {
-            return Ok(false);
-        };
-        let got: Option<Result<Bytes, BodyError>> = match rx.try_recv() {
-            Ok(c) => Some(c),
-            Err(mpsc::error::TryRecvError::Disconnected) => None,
-            Err(mpsc::error::TryRecvError::Empty) => py.detach(|| rx.blocking_recv()),
-        };
-        match got {
-            Some(Ok(b)) => {
-                let mut st = lock(&self.st);
-                st.append(b);
-                st.rx = Some(rx);
-                Ok(true)
+    /// Get more bytes (up to about `want`). `Ok(false)` at the end of the body.
+    fn fill(&self, py: Python<'_>, want: usize) -> PyResult<bool> {
+        let want = want.max(FILL);
+        {
+            let mut st = lock(&self.st);
+            if st.eof {
+                return Ok(false);
             }
-            Some(Err(e)) => Err(PyOSError::new_err(e.to_string())),
-            None => Ok(false),
+            st.compact();
+            // Bytes the worker already holds: no GIL release, no syscall.
+            let buf = &mut st.buf;
+            if let Ok(r) = self.ex.try_with(|e| e.read_body(buf, want, false)) {
+                match r {
+                    Some(Read::WouldBlock) => {}
+                    other => return finish(&mut st, other),
+                }
+            }
         }
+        let (st, ex) = (&self.st, &self.ex);
+        py.detach(|| {
+            let mut st = lock(st);
+            let buf = &mut st.buf;
+            let r = ex.with(|e| e.read_body(buf, want, true));
+            finish(&mut st, r)
+        })
     }
 
     fn take(&self, py: Python<'_>, n: usize) -> Py<PyBytes> {
         let mut st = lock(&self.st);
-        let n = n.min(st.buf.len());
-        let chunk = st.buf.split_to(n);
-        PyBytes::new(py, &chunk).unbind()
+        let n = n.min(st.len());
+        let b = PyBytes::new(py, &st.buf[st.pos..st.pos + n]).unbind();
+        st.pos += n;
+        if st.pos == st.buf.len() {
+            st.buf.clear();
+            st.pos = 0;
+        }
+        b
+    }
+
+    fn buffered(&self) -> usize {
+        lock(&self.st).len()
     }
 
     fn read_line(&self, py: Python<'_>, size: Option<isize>) -> PyResult<Py<PyBytes>> {
@@ -84,11 +100,12 @@ impl Input {
         loop {
             let (found, len) = {
                 let st = lock(&self.st);
-                let found = st.buf[scanned..]
+                let unread = &st.buf[st.pos..];
+                let found = unread[scanned..]
                     .iter()
                     .position(|&b| b == b'\n')
                     .map(|p| scanned + p + 1);
-                (found, st.buf.len())
+                (found, unread.len())
             };
             if let Some(end) = found {
                 return Ok(self.take(py, limit.map_or(end, |l| l.min(end))));
@@ -99,9 +116,25 @@ impl Input {
                 }
             }
             scanned = len;
-            if !self.fill(py)? {
+            if !self.fill(py, FILL)? {
                 return Ok(self.take(py, len));
             }
+        }
+    }
+}
+
+/// Record what a read gave.
+fn finish(st: &mut InputState, r: Option<Read>) -> PyResult<bool> {
+    match r {
+        Some(Read::Bytes(0)) | None => {
+            st.eof = true;
+            Ok(false)
+        }
+        Some(Read::Bytes(_)) => Ok(true),
+        Some(Read::WouldBlock) => Ok(true),
+        Some(Read::Err(e)) => {
+            st.eof = true;
+            Err(PyOSError::new_err(e.to_string()))
         }
     }
 }
@@ -114,15 +147,15 @@ impl Input {
         match size {
             Some(n) if n >= 0 => {
                 let n = n as usize;
-                while lock(&self.st).buf.len() < n {
-                    if !self.fill(py)? {
+                while self.buffered() < n {
+                    if !self.fill(py, n - self.buffered())? {
                         break;
                     }
                 }
                 Ok(self.take(py, n))
             }
             _ => {
-                while self.fill(py)? {}
+                while self.fill(py, usize::MAX)? {}
                 Ok(self.take(py, usize::MAX))
             }
         }

@@ -1,26 +1,31 @@
 //! `start_response`, the `write()` callable it returns, and `wsgi.file_wrapper`.
 //!
-//! The head (status + headers) is sent to the I/O thread at most once, when the first body
-//! bytes are ready (PEP 3333: not before the first non-empty item), together with the body
-//! kind: the whole body when it is known at once, or a bounded channel for a stream.
+//! The head (status + headers) goes out at most once: with the whole body when the app
+//! returns a list, a tuple, bytes or a file wrapper (the worker writes it after the call,
+//! without the GIL), or at the first non-empty item of any other iterable / the first
+//! `write()` (PEP 3333: not before), through the request's [`Exchange`]. Each streamed
+//! chunk is sent when the app produces it, so Server-Sent Events and long polls flush.
 
-use crate::types::{RespChunk, ResponseBody, ResponseHead};
+use crate::scope::ExSlot;
+use crate::types::ResponseHead;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use std::sync::Mutex;
-use tokio::sync::{mpsc, oneshot};
-
-/// Capacity of the response stream channel (chunks in flight between Python and the socket).
-const STREAM_CAPACITY: usize = 8;
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct SrState {
     status: Option<(u16, Option<Bytes>)>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    reply: Option<oneshot::Sender<ResponseHead>>,
-    stream: Option<mpsc::Sender<RespChunk>>,
+    /// The head went out as the start of a stream (kept for the request log).
+    streamed: Option<ResponseHead>,
+    /// Body bytes streamed.
+    sent: u64,
+    /// Sending failed (the client went away) or the app failed mid-stream.
+    broken: bool,
+    /// The app failed before anything was sent: answer this status.
+    failed: Option<u16>,
     core: u32,
 }
 
@@ -28,6 +33,7 @@ pub(crate) struct SrState {
 #[pyclass(frozen, module = "liege", name = "StartResponse")]
 pub struct StartResponse {
     st: Mutex<SrState>,
+    ex: Arc<ExSlot>,
 }
 
 fn lock(m: &Mutex<SrState>) -> std::sync::MutexGuard<'_, SrState> {
@@ -38,7 +44,7 @@ fn lock(m: &Mutex<SrState>) -> std::sync::MutexGuard<'_, SrState> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sent {
     Ok,
-    /// The client went away (the I/O side dropped the channel).
+    /// The client went away (or the request is over).
     Gone,
 }
 
@@ -118,135 +124,139 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(HeaderName, Header
     Ok(out)
 }
 
+/// How a request ended on the Python side (see [`StartResponse::outcome`]).
+pub(crate) enum Outcome {
+    /// Nothing sent: the head to send with a whole body.
+    Head(ResponseHead),
+    /// The app failed before sending anything: answer this status.
+    Failed(u16),
+    /// Streamed: the head that went out, the bytes sent, and whether the body is complete.
+    Streamed(ResponseHead, u64, bool),
+}
+
 impl StartResponse {
-    pub(crate) fn new(reply: oneshot::Sender<ResponseHead>, core: u32) -> StartResponse {
+    pub(crate) fn new(ex: Arc<ExSlot>, core: u32) -> StartResponse {
         StartResponse {
             st: Mutex::new(SrState {
                 status: None,
                 headers: Vec::new(),
-                reply: Some(reply),
-                stream: None,
+                streamed: None,
+                sent: 0,
+                broken: false,
+                failed: None,
                 core,
             }),
+            ex,
         }
     }
 
     pub(crate) fn headers_sent(&self) -> bool {
-        lock(&self.st).reply.is_none()
+        lock(&self.st).streamed.is_some()
     }
 
     pub(crate) fn status_set(&self) -> bool {
         lock(&self.st).status.is_some()
     }
 
-    fn head(
-        st: &mut SrState,
-        body: ResponseBody,
-        exception: bool,
-    ) -> Option<(oneshot::Sender<ResponseHead>, ResponseHead)> {
-        let reply = st.reply.take()?;
-        let (status, reason) = st.status.clone().unwrap_or((500, None));
-        Some((
-            reply,
-            ResponseHead {
-                status,
-                reason,
-                headers: std::mem::take(&mut st.headers),
-                body,
-                core: st.core,
-                exception,
-            },
-        ))
-    }
-
-    /// Send the head with the whole body. Errors if start_response was not called.
-    pub(crate) fn send_full(&self, body: Bytes) -> PyResult<Sent> {
-        self.send_body(ResponseBody::Full(body))
-    }
-
-    pub(crate) fn send_body(&self, body: ResponseBody) -> PyResult<Sent> {
+    /// The app's status and headers, for a whole body. Errors if start_response was not
+    /// called (or the head already went out as a stream).
+    pub(crate) fn whole_head(&self) -> PyResult<ResponseHead> {
         let mut st = lock(&self.st);
-        if st.status.is_none() {
+        if st.streamed.is_some() {
+            return Err(PyRuntimeError::new_err("headers already sent"));
+        }
+        let Some((status, reason)) = st.status.clone() else {
             return Err(PyRuntimeError::new_err(
                 "the application did not call start_response",
             ));
-        }
-        let Some((reply, head)) = Self::head(&mut st, body, false) else {
-            return Err(PyRuntimeError::new_err("headers already sent"));
         };
-        drop(st);
-        Ok(if reply.send(head).is_ok() {
-            Sent::Ok
-        } else {
-            Sent::Gone
+        Ok(ResponseHead {
+            status,
+            reason,
+            headers: std::mem::take(&mut st.headers),
+            core: st.core,
+            exception: false,
         })
     }
 
-    /// Send an error response if nothing was sent yet; otherwise abort the stream. Never fails.
-    pub(crate) fn fail(&self, py: Python<'_>, status: u16, text: &'static str) {
+    /// The app failed: answer `status` if nothing was sent yet, else cut the stream.
+    pub(crate) fn fail(&self, status: u16) {
         let mut st = lock(&self.st);
-        if let Some(reply) = st.reply.take() {
-            let mut head = ResponseHead::error(status, text);
-            head.core = st.core;
-            head.exception = true;
-            let _ = reply.send(head);
-        } else if let Some(tx) = st.stream.take() {
-            drop(st);
-            if let Err(mpsc::error::TrySendError::Full(c)) = tx.try_send(Err(crate::types::Aborted))
-            {
-                let _ = py.detach(|| tx.blocking_send(c));
-            }
+        if st.streamed.is_some() {
+            st.broken = true;
+        } else {
+            st.failed = Some(status);
         }
     }
 
-    /// The stream sender, sending the head first if needed.
-    pub(crate) fn stream(&self) -> PyResult<Option<mpsc::Sender<RespChunk>>> {
+    /// Send one chunk now, sending the head first if needed (GIL released while writing).
+    pub(crate) fn stream(&self, py: Python<'_>, data: &[u8]) -> PyResult<Sent> {
         let mut st = lock(&self.st);
-        if let Some(tx) = &st.stream {
-            return Ok(Some(tx.clone()));
+        if st.broken {
+            return Ok(Sent::Gone);
         }
-        if st.status.is_none() {
-            return Err(PyRuntimeError::new_err(
-                "write() or a body item before start_response was called",
-            ));
-        }
-        let (tx, rx) = mpsc::channel(STREAM_CAPACITY);
-        let Some((reply, head)) = Self::head(&mut st, ResponseBody::Stream(rx), false) else {
-            // Head already sent with a non-stream body: cannot happen (full bodies end the response).
-            return Err(PyRuntimeError::new_err("headers already sent"));
+        let head = if st.streamed.is_none() {
+            let Some((status, reason)) = st.status.clone() else {
+                return Err(PyRuntimeError::new_err(
+                    "write() or a body item before start_response was called",
+                ));
+            };
+            Some(ResponseHead {
+                status,
+                reason,
+                headers: std::mem::take(&mut st.headers),
+                core: st.core,
+                exception: false,
+            })
+        } else {
+            None
         };
-        st.stream = Some(tx.clone());
         drop(st);
-        if reply.send(head).is_err() {
-            return Ok(None);
+        let ex = &self.ex;
+        let r = py.detach(|| {
+            ex.with(|e| {
+                if let Some(h) = &head {
+                    e.start_stream(h)?;
+                }
+                if data.is_empty() {
+                    Ok(())
+                } else {
+                    e.send_chunk(data)
+                }
+            })
+        });
+        let mut st = lock(&self.st);
+        if let Some(h) = head {
+            st.streamed = Some(h);
         }
-        Ok(Some(tx))
-    }
-
-    /// End the response: drop the stream sender (end of body), or send an empty body if no
-    /// head went out yet.
-    pub(crate) fn finish(&self) -> PyResult<Sent> {
-        let sent = self.headers_sent();
-        if !sent {
-            return self.send_full(Bytes::new());
-        }
-        lock(&self.st).stream = None;
-        Ok(Sent::Ok)
-    }
-}
-
-/// Push one chunk; waits (GIL released) when the channel is full.
-pub(crate) fn push(py: Python<'_>, tx: &mpsc::Sender<RespChunk>, chunk: Bytes) -> Sent {
-    match tx.try_send(Ok(chunk)) {
-        Ok(()) => Sent::Ok,
-        Err(mpsc::error::TrySendError::Full(c)) => {
-            if py.detach(|| tx.blocking_send(c)).is_ok() {
-                Sent::Ok
-            } else {
-                Sent::Gone
+        match r {
+            Some(Ok(())) => {
+                st.sent += data.len() as u64;
+                Ok(Sent::Ok)
+            }
+            Some(Err(e)) => {
+                tracing::debug!("sending a response chunk: {e}");
+                st.broken = true;
+                Ok(Sent::Gone)
+            }
+            None => {
+                st.broken = true;
+                Ok(Sent::Gone)
             }
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
+    }
+
+    /// How the request ended.
+    pub(crate) fn outcome(&self) -> PyResult<Outcome> {
+        let mut st = lock(&self.st);
+        if let Some(h) = st.streamed.take() {
+            return Ok(Outcome::Streamed(h, st.sent, !st.broken));
+        }
+        if let Some(s) = st.failed {
+            return Ok(Outcome::Failed(s));
+        }
+        drop(st);
+        self.whole_head().map(Outcome::Head)
     }
 }
 
@@ -281,7 +291,7 @@ impl StartResponse {
         let status = parse_status(status)?;
         let headers = parse_headers(headers)?;
         let mut st = lock(&this.st);
-        if st.reply.is_none() {
+        if st.streamed.is_some() {
             return Err(PyOSError::new_err("headers already sent"));
         }
         st.status = Some(status);
@@ -310,15 +320,7 @@ impl Writer {
                     .unwrap_or_default()
             ))
         })?;
-        let bytes = Bytes::copy_from_slice(b.as_bytes());
-        let sr = self.sr.get();
-        let Some(tx) = sr.stream()? else {
-            return Err(PyOSError::new_err("client disconnected"));
-        };
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        match push(py, &tx, bytes) {
+        match self.sr.get().stream(py, b.as_bytes())? {
             Sent::Ok => Ok(()),
             Sent::Gone => Err(PyOSError::new_err("client disconnected")),
         }
