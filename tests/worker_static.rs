@@ -18,6 +18,13 @@ fn setup(sb: &Sandbox, listen: Listen) -> Worker {
         sb.path().join("pub/escape.txt"),
     )
     .unwrap();
+    // A directory whose index.html is a symlink out of the docroot (issue 10, point 9).
+    std::fs::create_dir_all(sb.path().join("pub/leak")).unwrap();
+    std::os::unix::fs::symlink(
+        sb.path().join("secret.txt"),
+        sb.path().join("pub/leak/index.html"),
+    )
+    .unwrap();
     sb.write("root/robots.txt", "User-agent: *\n");
     sb.write("m2/static2/x.txt", "from map2\n");
     let mut c = WorkerConfig::default();
@@ -105,6 +112,9 @@ fn static_files_over_http() {
         "not found: /static/escape.txt"
     );
     assert!(w.proc.output().contains("security error"));
+    // So is a static-index file that is such a symlink.
+    assert_eq!(get(&w, "/static/leak/").text(), "not found: /static/leak/");
+    assert_eq!(get(&w, "/static/leak").text(), "not found: /static/leak");
     assert!(get(&w, "/static/../secret.txt")
         .text()
         .starts_with("not found"));

@@ -82,7 +82,21 @@ pub fn parse_in(
     env: &[(String, String)],
     cwd: &Path,
 ) -> Result<Action, Vec<ConfigError>> {
+    parse_in_preloaded(args, env, cwd, None)
+}
+
+/// [`parse_in`], with the text of one config file already read (`(path, text)`): the emperor
+/// validates exactly the bytes it read from its own descriptor.
+pub fn parse_in_preloaded(
+    args: &[OsString],
+    env: &[(String, String)],
+    cwd: &Path,
+    preload: Option<(std::path::PathBuf, String)>,
+) -> Result<Action, Vec<ConfigError>> {
     let mut loader = source::Loader::new(cwd.to_path_buf());
+    if let Some((p, t)) = preload {
+        loader.preload(p, t);
+    }
     loader.env(env);
     loader.args(args);
     let collected = loader.finish();

@@ -69,6 +69,16 @@ pub const MAX_INCLUDE_DEPTH: usize = 32;
 /// itself several times, which the depth limit alone would let grow exponentially).
 pub const MAX_CONFIG_LOADS: usize = 512;
 
+/// Most bytes of config files (`ini`, `include`, `inherit`) read in one parse, all files
+/// together: a budget per vassal, so that a user's file cannot make its parser (the emperor's
+/// check, the master) spend seconds and gigabytes (docs/security.md).
+pub const MAX_CONFIG_TOTAL: usize = 4 << 20;
+
+/// Set by a tyrant emperor in a vassal's environment: the uid that must own the vassal's
+/// `--ini` file, opened without following a symlink (docs/security.md). The `LIEGE__` prefix
+/// keeps it from being read as an option.
+pub const VASSAL_OWNER_ENV: &str = "LIEGE__VASSAL_OWNER";
+
 /// Everything stage 1 produced.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -97,6 +107,12 @@ pub struct Loader {
     late: bool,
     /// The environment given to [`Loader::env`] (for `if-env`).
     env_vars: std::collections::HashMap<String, String>,
+    /// [`VASSAL_OWNER_ENV`]: the uid the first `--ini` file must belong to.
+    owner: Option<u32>,
+    /// Text already read for one file (the emperor hands in what it read from its own fd).
+    preload: Option<(PathBuf, String)>,
+    /// Config bytes read so far (see [`MAX_CONFIG_TOTAL`]).
+    read_total: usize,
     pub out: Collected,
 }
 
@@ -118,13 +134,32 @@ impl Loader {
             inherits: Vec::new(),
             late: false,
             env_vars: Default::default(),
+            owner: None,
+            preload: None,
+            read_total: 0,
             out: Collected::default(),
         }
+    }
+
+    /// Use `text` as the content of the config file `path` instead of reading it.
+    pub fn preload(&mut self, path: PathBuf, text: String) {
+        self.preload = Some((path, text));
     }
 
     /// `UWSGI_<NAME>` and `LIEGE_<NAME>` become option `name` (lower-cased, `_` → `-`).
     pub fn env(&mut self, env: &[(String, String)]) {
         self.env_vars = env.iter().cloned().collect();
+        if let Some((var, v)) = env.iter().find(|(k, _)| k == VASSAL_OWNER_ENV) {
+            match v.trim().parse::<u32>() {
+                Ok(uid) => self.owner = Some(uid),
+                Err(_) => self.out.errors.push(ConfigError::invalid(
+                    VASSAL_OWNER_ENV,
+                    v,
+                    &Origin::Env(var.clone()),
+                    "expected a uid",
+                )),
+            }
+        }
         for (var, value) in env {
             if var == "UWSGI_EMPEROR_FD" {
                 match value.trim().parse::<i32>() {
@@ -602,7 +637,28 @@ impl Loader {
             ));
             return;
         }
-        let text = match read_ini_file(&file) {
+        let preloaded = match &self.preload {
+            Some((p, _)) if *p == file => self.preload.take().map(|(_, t)| t),
+            _ => None,
+        };
+        let owner = self.owner.filter(|_| set_first && self.first.is_none());
+        let read = match (preloaded, owner) {
+            (Some(t), _) => Ok(t),
+            (None, Some(uid)) => read_owned(&file, uid),
+            (None, None) => read_bounded(&file),
+        };
+        let read = read.and_then(|t| {
+            self.read_total += t.len();
+            if self.read_total > MAX_CONFIG_TOTAL {
+                Err(std::io::Error::other(format!(
+                    "more than {} MiB of config files in all (the budget of one parse)",
+                    MAX_CONFIG_TOTAL >> 20
+                )))
+            } else {
+                Ok(t)
+            }
+        });
+        let text = match read.map_err(|e| not_text(&file, e)).and_then(checked_text) {
             Ok(t) => t,
             Err(IniReadError::NotText { line }) => {
                 self.out.errors.push(ConfigError::IniSyntax {
@@ -737,12 +793,76 @@ struct Block {
 pub const MAX_FILE_SIZE: u64 = 16 << 20;
 
 /// Read a text file of at most [`MAX_FILE_SIZE`] bytes (so `/dev/zero` cannot exhaust memory).
+/// Only regular files are read, opened non-blocking: a FIFO, device or socket is refused at
+/// once instead of stalling the reader.
 pub fn read_bounded(path: &Path) -> std::io::Result<String> {
+    read_checked(path, false, None)
+}
+
+/// [`read_bounded`] for a tyrant vassal's own file: not through a symlink, and owned by `uid`,
+/// which must be the reader's own uid (a file swapped in by someone else is refused).
+pub fn read_owned(path: &Path, uid: u32) -> std::io::Result<String> {
+    read_checked(path, true, Some(uid))
+}
+
+thread_local! {
+    /// See [`with_reader`].
+    static READER: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` (a parse, in this thread) reading config files as if for `uid`: every file read
+/// must be owned by `uid` or be world-readable, so that a root process parsing a user's
+/// configuration (the emperor, for an on-demand tyrant vassal) reads nothing for that user
+/// that the user could not read.
+pub fn with_reader<T>(uid: u32, f: impl FnOnce() -> T) -> T {
+    let before = READER.with(|r| r.replace(Some(uid)));
+    let out = f();
+    READER.with(|r| r.set(before));
+    out
+}
+
+fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if nofollow => std::io::Error::other(
+                "is a symlink, and a tyrant vassal's file is never read through one",
+            ),
+            _ => e,
+        })?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, device or socket is never read as configuration)",
+        ));
+    }
+    if let Some(uid) = READER.with(|r| r.get()) {
+        if meta.uid() != uid && meta.mode() & 0o004 == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("neither owned by uid {uid} nor world-readable"),
+            ));
+        }
+    }
+    if let Some(uid) = owner {
+        let me = nix::unistd::getuid().as_raw();
+        if meta.uid() != uid || uid != me {
+            return Err(std::io::Error::other(format!(
+                "owned by uid {}, but this tyrant vassal runs as uid {me} for the owner uid {uid}: the file was replaced after the emperor checked it",
+                meta.uid()
+            )));
+        }
+    }
     let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_string(&mut text)?;
+    f.take(MAX_FILE_SIZE + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_FILE_SIZE {
         return Err(std::io::Error::other(format!(
             "larger than {} MiB",
@@ -763,38 +883,38 @@ enum IniReadError {
     },
 }
 
-/// Read a config file ([`MAX_FILE_SIZE`] bound) and make sure it is text.
-fn read_ini_file(path: &Path) -> Result<String, IniReadError> {
+fn line_of(bytes: &[u8], at: usize) -> usize {
+    bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// A read error; invalid UTF-8 becomes [`IniReadError::NotText`] with the line of the first
+/// bad byte (the file is read again, bounded, to find it).
+fn not_text(path: &Path, e: std::io::Error) -> IniReadError {
     use std::io::Read;
+    if e.kind() != std::io::ErrorKind::InvalidData {
+        return IniReadError::Io(e);
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes))
-        .map_err(IniReadError::Io)?;
-    if bytes.len() as u64 > MAX_FILE_SIZE {
-        return Err(IniReadError::Io(std::io::Error::other(format!(
-            "larger than {} MiB",
-            MAX_FILE_SIZE >> 20
-        ))));
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_SIZE).read_to_end(&mut bytes));
+    match (read, std::str::from_utf8(&bytes)) {
+        (Ok(_), Err(u)) => IniReadError::NotText {
+            line: line_of(&bytes, u.valid_up_to()),
+        },
+        _ => IniReadError::Io(e),
     }
-    fn line_of(bytes: &[u8], at: usize) -> usize {
-        bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            return Err(IniReadError::NotText {
-                line: line_of(e.as_bytes(), at),
-            });
-        }
-    };
+}
+
+/// The text of a config file, unless it holds control characters (NUL and the like, other
+/// than tab, CR, LF and form feed): then it is not an ini file.
+fn checked_text(text: String) -> Result<String, IniReadError> {
     let control = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c)) || b == 0x7f;
-    if let Some(at) = text.bytes().position(control) {
-        return Err(IniReadError::NotText {
+    match text.bytes().position(control) {
+        Some(at) => Err(IniReadError::NotText {
             line: line_of(text.as_bytes(), at),
-        });
+        }),
+        None => Ok(text),
     }
-    Ok(text)
 }
 
 /// Split `file.ini:section` at the last `:` after the final `/` (uWSGI §1.2).

@@ -719,8 +719,31 @@ fn file_references_are_relative_to_the_cwd() {
 
 #[test]
 fn endless_files_are_refused() {
-    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("larger than"));
-    assert!(errors(&["--ini", "/dev/zero"])[0].contains("larger than"));
+    // Devices and FIFOs are never read as configuration (they could be endless or stall).
+    assert!(ini_errors("[uwsgi]\nenv = Z=@(/dev/zero)\n")[0].contains("not a regular file"));
+    assert!(errors(&["--ini", "/dev/zero"])[0].contains("not a regular file"));
+}
+
+#[test]
+fn config_files_share_one_budget() {
+    let big = format!(
+        "[uwsgi]\n{}",
+        "; padding padding padding padding\n".repeat(45_000)
+    );
+    let d = Dir::new(&[
+        ("a.ini", big.as_str()),
+        ("b.ini", big.as_str()),
+        ("c.ini", big.as_str()),
+        (
+            "main.ini",
+            "[uwsgi]\ninclude = a.ini\ninclude = b.ini\ninclude = c.ini\n",
+        ),
+    ]);
+    let e = d.errors(&["--ini", "main.ini"]);
+    assert!(
+        e.iter().any(|e| e.contains("MiB of config files in all")),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -1243,4 +1266,38 @@ fn protocol_sets_the_default_of_socket_and_inherited_sockets() {
     assert!(errors(&["--protocol", "fastcgi"])
         .iter()
         .any(|e| e.contains("expected uwsgi or http")));
+}
+
+#[test]
+fn a_reader_uid_limits_what_a_parse_reads() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = Dir::new(&[
+        ("private", "s3cr3t\n"),
+        ("public", "p\n"),
+        (
+            "app.ini",
+            "[uwsgi]\nenv = A=@(public)\nenv = B=@(private)\n",
+        ),
+    ]);
+    let private = d.0.path().join("private");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        d.0.path().join("public"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        d.0.path().join("app.ini"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let owner = std::fs::metadata(&private).unwrap().uid();
+    let stranger = owner.wrapping_add(4242);
+    let e = crate::source::with_reader(stranger, || d.errors(&["--ini", "app.ini"]));
+    assert!(
+        e.len() == 1 && e[0].contains("neither owned by uid") && !e[0].contains("s3cr3t"),
+        "{e:?}"
+    );
+    let s = crate::source::with_reader(owner, || d.settings(&["--ini", "app.ini"]));
+    assert_eq!(s.master.worker.app.env, vec!["A=p", "B=s3cr3t"]);
 }

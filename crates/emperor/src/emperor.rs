@@ -7,7 +7,7 @@
 //! which matters: `PR_SET_PDEATHSIG` fires when the *thread* that forked exits.
 
 use crate::monitor::{Fingerprint, Found, Monitor, Owner, ScanOptions};
-use crate::spawn::{Credentials, Launcher};
+use crate::spawn::{Credentials, Launcher, Proc};
 use crate::state::{Action, AfterStop, Event, Policy, Vassal, VassalState};
 use crate::stats::{BlacklistEntry, StatsDoc, VassalStats};
 use liege_config::{BindAddr, Settings};
@@ -30,6 +30,14 @@ const DEBOUNCE: Duration = Duration::from_millis(15);
 const MISSING_GRACE: Duration = Duration::from_millis(100);
 /// The longest systemd waits for READY=1 (at start or after RELOADING=1).
 const READY_CAP: Duration = Duration::from_secs(60);
+/// The largest vassal file the emperor reads (as root): real ones are a few KiB.
+const VASSAL_FILE_MAX: u64 = 1 << 20;
+/// How long a tyrant vassal's config check may take before it is killed and the file refused.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Config checks running at once for one file owner.
+const CHECKS_PER_OWNER: usize = 2;
+/// How much of a config check's error output is kept.
+const CHECK_OUTPUT_MAX: u64 = 16 << 10;
 
 /// Controls sent to a vassal's process task.
 #[derive(Debug)]
@@ -46,6 +54,8 @@ enum ChildKind {
     Byte(u8),
     PipeClosed,
     Exited(String),
+    /// A tyrant vassal's config check ended (`instance` is the check's number).
+    Checked(Result<(), String>),
 }
 
 #[derive(Debug)]
@@ -83,6 +93,19 @@ struct Entry {
     od_decided: bool,
     /// Dropping it stops the task watching the on-demand socket.
     watch_cancel: Option<oneshot::Sender<()>>,
+    /// Tyrant mode: the checked directory holding the accepted file (the vassal starts in it).
+    dir: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Tyrant mode: the config check running for the file as last read, and its number.
+    pending: Option<(u64, Accepted)>,
+}
+
+/// A file read and accepted by the tyrant rules, waiting for (or done with) validation.
+struct Accepted {
+    owner: Owner,
+    dir: Arc<std::os::fd::OwnedFd>,
+    first: bool,
+    old_owner: Option<Owner>,
+    content: String,
 }
 
 /// A listening socket bound by the emperor for an on-demand vassal (uWSGI §7.10).
@@ -118,6 +141,8 @@ impl Entry {
             od: None,
             od_decided: false,
             watch_cancel: None,
+            dir: None,
+            pending: None,
         }
     }
     fn blocked(&self) -> Option<&String> {
@@ -168,6 +193,9 @@ pub struct Emperor {
     cwd: PathBuf,
     /// The emperor's own `uid`/`gid`, applied once the stats socket is bound.
     identity: Option<liege_sys::creds::Identity>,
+    /// Tyrant mode: config checks running at once, per file owner (so that one user's many
+    /// files delay only that user's checks).
+    check_slots: BTreeMap<u32, Arc<tokio::sync::Semaphore>>,
 }
 
 /// How on-demand socket names are found (`emperor-on-demand-*`), and the backlog.
@@ -185,22 +213,30 @@ impl OnDemandConfig {
     }
 
     /// The socket name for the vassal file `path`, if it is on demand (uWSGI §7.10):
-    /// extension, then directory, then exec.
-    fn name_for(&self, path: &Path) -> Result<Option<String>, String> {
+    /// extension, then directory, then exec. `owner` (tyrant mode): the `.socket` file must
+    /// belong to the vassal file's owner; it is never read through a symlink, only when it is
+    /// a small regular file, and its content never shows in an error.
+    fn name_for(&self, path: &Path, owner: Option<u32>) -> Result<Option<String>, String> {
         if let Some(ext) = &self.extension {
             let mut f = path.as_os_str().to_os_string();
             f.push(ext);
             let f = PathBuf::from(f);
-            match std::fs::read(&f) {
-                Ok(data) => {
+            match liege_sys::vassalfile::read_small_nofollow(&f, 4096) {
+                Ok((uid, data)) => {
+                    if let Some(o) = owner.filter(|o| *o != uid) {
+                        return Err(format!(
+                            "refused by emperor-tyrant: {} is owned by uid {uid}, not by the vassal file's owner uid {o}",
+                            f.display()
+                        ));
+                    }
                     let end = data.iter().position(|b| *b < 32).unwrap_or(data.len());
                     let name = String::from_utf8_lossy(&data[..end]).trim().to_string();
                     if !name.is_empty() {
                         return Ok(Some(name));
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot read {}: {e}", f.display())),
+                Err(e) if e.transient() => {}
+                Err(e) => return Err(format!("cannot use {}: {e}", f.display())),
             }
         }
         if let Some(dir) = &self.directory {
@@ -234,8 +270,20 @@ impl OnDemandConfig {
 }
 
 /// Bind an on-demand socket: a name with ':' is TCP, anything else a unix path. The vassal's
-/// own `chmod-socket`/`chown-socket` are applied to a unix socket (uWSGI: always 0666).
-fn bind_on_demand(name: &str, vassal: &Settings, backlog: u32) -> Result<OnDemandSocket, String> {
+/// own `chmod-socket`/`chown-socket` are applied to a unix socket (uWSGI: always 0666), the
+/// mode through the umask at bind time and the owner with `lchown`.
+///
+/// `tyrant` (the vassal's owner uid and gid): the name comes from a user, so a unix socket
+/// must be in `confine` (`emperor-on-demand-directory`) or in a directory owned by that user,
+/// must not exist yet (the emperor never replaces a file it did not create), and belongs to
+/// the user; a TCP port must be unprivileged (1024 and up).
+fn bind_on_demand(
+    name: &str,
+    vassal: &Settings,
+    backlog: u32,
+    tyrant: Option<(u32, u32)>,
+    confine: Option<&Path>,
+) -> Result<OnDemandSocket, String> {
     use std::os::fd::AsRawFd;
     let addr = if name.contains(':') {
         liege_config::value::parse_addr(name)
@@ -249,24 +297,56 @@ fn bind_on_demand(name: &str, vassal: &Settings, backlog: u32) -> Result<OnDeman
             l.option, l.original
         ));
     }
-    let bound = liege_sys::net::bind(
-        &addr,
+    let dir = match tyrant {
+        Some((uid, _)) => on_demand_allowed(&addr, name, uid, confine)?,
+        None => None,
+    };
+    let mode = match &addr {
+        BindAddr::Unix(_) => Some(vassal.master.chmod_socket.unwrap_or(0o666)),
+        _ => None,
+    };
+    // Tyrant: bind and chown through the checked directory's descriptor.
+    let via = match (&dir, &addr) {
+        (Some(d), BindAddr::Unix(p)) => Some(PathBuf::from(format!(
+            "/proc/self/fd/{}/{}",
+            d.as_raw_fd(),
+            p.file_name().unwrap_or_default().to_string_lossy()
+        ))),
+        _ => None,
+    };
+    let bind_addr = via
+        .clone()
+        .map(BindAddr::Unix)
+        .unwrap_or_else(|| addr.clone());
+    let mut bound = liege_sys::net::bind_with_mode(
+        &bind_addr,
         liege_sys::net::BindOptions {
             backlog,
             reuse_port: false,
         },
+        mode,
     )
     .map_err(|e| format!("cannot bind the on-demand socket {name}: {e}"))?;
-    if let BindAddr::Unix(path) = &addr {
-        if let Some(mode) = vassal.master.chmod_socket {
-            liege_sys::net::chmod(path, mode)
-                .map_err(|e| format!("chmod-socket {mode:o} on {name}: {e}"))?;
-        }
-        if let Some(spec) = &vassal.master.chown_socket {
-            let (u, g) = liege_sys::creds::resolve_owner(spec)
-                .map_err(|e| format!("chown-socket {spec}: {e}"))?;
+    if via.is_some() {
+        // Vacuum later by the name, if the inode is still this one.
+        bound.unix_inode = bound
+            .unix_inode
+            .map(|(_, dev, ino)| (PathBuf::from(name), dev, ino));
+    }
+    if let BindAddr::Unix(named) = &addr {
+        let path = via.as_deref().unwrap_or(named);
+        let owner = match (&vassal.master.chown_socket, tyrant) {
+            // A tyrant vassal's socket is its owner's, whatever the file asks.
+            (_, Some((u, g))) => Some((Some(u), Some(g))),
+            (Some(spec), None) => Some(
+                liege_sys::creds::resolve_owner(spec)
+                    .map_err(|e| format!("chown-socket {spec}: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some((u, g)) = owner {
             liege_sys::net::chown(path, u, g)
-                .map_err(|e| format!("chown-socket {spec} on {name}: {e}"))?;
+                .map_err(|e| format!("chown-socket on {name}: {e}"))?;
         }
     }
     tracing::info!(
@@ -279,6 +359,65 @@ fn bind_on_demand(name: &str, vassal: &Settings, backlog: u32) -> Result<OnDeman
         fd: bound.fd,
         unix_inode: bound.unix_inode,
     })
+}
+
+/// Tyrant mode: may a user have the emperor (root) bind this on-demand socket? For a unix
+/// socket, returns its directory, opened and checked: the socket is bound through that
+/// descriptor (`/proc/self/fd/N/NAME`), so swapping the directory after the check cannot make
+/// root create the socket elsewhere.
+fn on_demand_allowed(
+    addr: &BindAddr,
+    name: &str,
+    uid: u32,
+    confine: Option<&Path>,
+) -> Result<Option<std::fs::File>, String> {
+    match addr {
+        BindAddr::Tcp { port, .. } if *port < 1024 => Err(format!(
+            "refused by emperor-tyrant: the on-demand socket {name} is a privileged port; fix: use a port of 1024 or more"
+        )),
+        BindAddr::Unix(p) => {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::fs::OpenOptionsExt;
+            let refuse = |why: &str| {
+                Err(format!(
+                    "refused by emperor-tyrant: the on-demand socket {name} {why}; fix: name a socket in a directory the app's user owns{}",
+                    confine
+                        .map(|c| format!(" or in {}", c.display()))
+                        .unwrap_or_default()
+                ))
+            };
+            if !p.is_absolute()
+                || p.file_name().is_none()
+                || p.components().any(|c| c == std::path::Component::ParentDir)
+            {
+                return refuse("is not an absolute path without `..`");
+            }
+            let parent = p.parent().unwrap_or(Path::new("/"));
+            let Ok(dir) = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(parent)
+            else {
+                return refuse("is in a missing directory");
+            };
+            // What was opened must be the directory as named: no symlink on the way.
+            let real = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok();
+            if real.as_deref() != Some(parent) {
+                return refuse("is in a directory reached through a symlink");
+            }
+            let mine = dir.metadata().is_ok_and(|m| m.uid() == uid);
+            if !mine && confine.is_none_or(|c| parent != c) {
+                return refuse("is in a directory the app's user does not own");
+            }
+            if std::fs::symlink_metadata(p).is_ok() {
+                return refuse(
+                    "already exists (the emperor never replaces a file it did not create)",
+                );
+            }
+            Ok(Some(dir))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// FNV-1a, 64 bits: a stable content hash for "config in force vs on disk".
@@ -402,6 +541,7 @@ impl Emperor {
             start_sys: SystemTime::now(),
             cwd,
             identity: None,
+            check_slots: BTreeMap::new(),
         })
     }
 
@@ -477,6 +617,14 @@ impl Emperor {
             match bind_stats(&addr).await {
                 Ok(l) => {
                     tracing::info!("emperor stats on {}", display_addr(&addr));
+                    if let BindAddr::Tcp { host, .. } = &addr {
+                        if host.is_empty() || host == "0.0.0.0" || host == "[::]" || host == "::" {
+                            tracing::warn!(
+                                "the emperor stats server listens on {} (every address): anyone who can reach this host can read it; bind it to 127.0.0.1 or a unix socket",
+                                display_addr(&addr)
+                            );
+                        }
+                    }
                     tokio::spawn(serve_stats(
                         l,
                         stats_tx,
@@ -715,17 +863,43 @@ impl Emperor {
         }
     }
 
-    /// A new or changed file: read, check (tyrant rules, then the same parse as
-    /// `liege --check`), then start, reload, restart or keep the running config.
+    /// A new or changed file: open it once (beneath its monitor's base, non-blocking, a
+    /// regular file within the size budget), check the tyrant rules on what `fstat` of that
+    /// descriptor says, then validate those bytes (in tyrant mode: in a child running as the
+    /// owner, see `start_check`) and start, reload, restart or keep the running config.
     fn examine(&mut self, path: &Path, f: &Found, now: Instant) {
-        let content = match std::fs::read(path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(vassal = %path.display(), "cannot read ({e}); will retry");
+        let tyrant = self.tyrant;
+        let nofollow = tyrant && self.tyrant_nofollow;
+        if nofollow && f.owner.symlink {
+            if let Err(rule) = tyrant_check(path, &f.owner, true) {
+                self.record(path, f, f.owner, None);
+                self.refuse(path, rule, now);
+                return;
+            }
+        }
+        let base = self.monitors[f.monitor].base();
+        let opened = match liege_sys::vassalfile::open(&base, path, nofollow, VASSAL_FILE_MAX) {
+            Ok(o) => o,
+            Err(err) if err.transient() => {
+                tracing::debug!(vassal = %path.display(), "cannot read ({err}); will retry");
+                return;
+            }
+            Err(err @ liege_sys::vassalfile::OpenError::Symlink(_)) => {
+                self.record(path, f, f.owner, None);
+                self.refuse(
+                    path,
+                    format!("refused by emperor-tyrant-nofollow: {err}; fix: use real directories and a regular file owned by the app's user"),
+                    now,
+                );
+                return;
+            }
+            Err(err) => {
+                self.record(path, f, f.owner, None);
+                self.config_invalid(path, format!("invalid configuration: {err}"), now);
                 return;
             }
         };
-        if content.is_empty() {
+        if opened.content.is_empty() {
             // Most likely caught between the truncate and the write of an in-place save: the
             // write that fills it raises the next event. Nothing is recorded, so that the next
             // scan looks again; a running vassal is left alone.
@@ -743,7 +917,196 @@ impl Emperor {
             }
             return;
         }
-        let mut validation = self.validate(path);
+        let owner = Owner {
+            uid: opened.uid,
+            gid: opened.gid,
+            mode: opened.mode,
+            symlink: f.owner.symlink,
+        };
+        let (first, old_owner) = self.record(path, f, owner, Some(fnv1a(&opened.content)));
+        if tyrant {
+            let rule = tyrant_check(path, &owner, nofollow).and_then(|()| {
+                match opened.dirs.iter().find(|d| d.uid != 0 && d.uid != owner.uid) {
+                    Some(d) => Err(format!(
+                        "refused by emperor-tyrant: the directory {} is owned by uid {}, neither root nor the file's owner uid {} (its owner could swap what the file names); fix: chown root {}",
+                        d.path.display(),
+                        d.uid,
+                        owner.uid,
+                        d.path.display()
+                    )),
+                    None => Ok(()),
+                }
+            });
+            if let Err(rule) = rule {
+                self.refuse(path, rule, now);
+                return;
+            }
+            let e = self.vassals.get_mut(path).expect("entry");
+            if let Some(old) = e.refusal.take() {
+                tracing::info!(vassal = %path.display(), "tyrant mode accepts the file now");
+                if e.life.last_error.as_ref() == Some(&old) {
+                    e.life.last_error = None;
+                }
+            }
+        }
+        let content = match String::from_utf8(opened.content) {
+            Ok(c) => c,
+            Err(_) => {
+                self.config_invalid(
+                    path,
+                    format!(
+                        "invalid configuration: {} is not UTF-8 text",
+                        path.display()
+                    ),
+                    now,
+                );
+                return;
+            }
+        };
+        let accepted = Accepted {
+            owner,
+            dir: Arc::new(opened.dir),
+            first,
+            old_owner,
+            content,
+        };
+        if tyrant {
+            self.start_check(path, accepted);
+        } else {
+            let validation = self.validate(path, Some(accepted.content.clone()));
+            self.finish(path, validation, accepted, now);
+        }
+    }
+
+    /// Record what the file looked like when examined. Returns (first time, previous owner).
+    fn record(
+        &mut self,
+        path: &Path,
+        f: &Found,
+        owner: Owner,
+        hash: Option<u64>,
+    ) -> (bool, Option<Owner>) {
+        let e = self.vassals.get_mut(path).expect("entry");
+        let first = e.fp.is_none();
+        let old_owner = e.owner;
+        e.fp = Some(f.fp);
+        e.owner = Some(owner);
+        e.mtime_secs = f.mtime_secs;
+        if hash.is_some() {
+            e.disk_hash = hash;
+        }
+        // Whatever check was running is about an older version of the file.
+        e.pending = None;
+        (first, old_owner)
+    }
+
+    fn running(e: &Entry) -> bool {
+        e.life.state.has_process() && !matches!(e.life.state, VassalState::Stopping { .. })
+    }
+
+    /// Tyrant mode refuses the file: a running vassal is stopped, a new one not started.
+    fn refuse(&mut self, path: &Path, rule: String, now: Instant) {
+        let e = self.vassals.get_mut(path).expect("entry");
+        if e.refusal.as_ref() != Some(&rule) {
+            tracing::error!(vassal = %path.display(), "{rule}");
+        }
+        e.refusal = Some(rule.clone());
+        if Self::running(e) {
+            self.feed(
+                path,
+                Event::Stop {
+                    then: AfterStop::Park(rule),
+                    graceful: true,
+                },
+                now,
+            );
+        } else {
+            self.feed(path, Event::Invalid { reason: rule }, now);
+        }
+    }
+
+    /// The file cannot be used: a running vassal keeps its last good configuration.
+    fn config_invalid(&mut self, path: &Path, msg: String, now: Instant) {
+        let e = self.vassals.get_mut(path).expect("entry");
+        if e.config_error.as_ref() != Some(&msg) {
+            if Self::running(e) {
+                tracing::error!(vassal = %path.display(), "the vassal keeps running its last good configuration; {msg}");
+            } else {
+                tracing::error!(vassal = %path.display(), "not started; {msg}");
+            }
+        }
+        e.config_error = Some(msg.clone());
+        self.feed(path, Event::Invalid { reason: msg }, now);
+    }
+
+    /// Tyrant mode: validate the file in a child running as its owner (`Launcher::spawn_check`)
+    /// without waiting for it here; `on_checked` goes on when it is done.
+    fn start_check(&mut self, path: &Path, accepted: Accepted) {
+        let creds = Credentials::for_owner(accepted.owner.uid, accepted.owner.gid);
+        let gen = self.next_instance;
+        self.next_instance += 1;
+        let slots = self
+            .check_slots
+            .entry(accepted.owner.uid)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(CHECKS_PER_OWNER)))
+            .clone();
+        let launcher = self.launcher.clone();
+        let dir = accepted.dir.clone();
+        let e = self.vassals.get_mut(path).expect("entry");
+        e.pending = Some((gen, accepted));
+        let tx = self.child_tx.clone();
+        let key = path.to_path_buf();
+        // Spawned from a task of this current-thread runtime: still the main thread, as
+        // PR_SET_PDEATHSIG wants.
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let result = match launcher.spawn_check(&key, &creds, &dir) {
+                Ok(child) => run_check(child).await,
+                Err(err) => Err(format!("cannot start the config check: {err}")),
+            };
+            let _ = tx.send(ChildMsg {
+                key,
+                instance: gen,
+                kind: ChildKind::Checked(result),
+            });
+        });
+    }
+
+    fn on_checked(&mut self, path: &Path, gen: u64, result: Result<(), String>, now: Instant) {
+        let Some(e) = self.vassals.get_mut(path) else {
+            return;
+        };
+        let accepted = match e.pending.take() {
+            Some((g, a)) if g == gen => a,
+            other => {
+                e.pending = other;
+                return;
+            }
+        };
+        let validation = match result {
+            // On-demand needs the settings (listeners, chmod-socket): parsed here from the
+            // bytes already read, once the owner's own check has passed, reading any other
+            // file only if the owner owns it or anyone may read it.
+            Ok(()) if self.on_demand.enabled() => {
+                liege_config::source::with_reader(accepted.owner.uid, || {
+                    self.validate(path, Some(accepted.content.clone()))
+                })
+            }
+            Ok(()) => Ok(None),
+            Err(msg) => Err(msg),
+        };
+        self.finish(path, validation, accepted, now);
+    }
+
+    /// The rest of `examine` once the file is validated.
+    fn finish(
+        &mut self,
+        path: &Path,
+        validation: Result<Option<Box<Settings>>, String>,
+        accepted: Accepted,
+        now: Instant,
+    ) {
+        let mut validation = validation;
         // On-demand: the socket name is decided when the vassal is first added (uWSGI), and
         // a vassal may never declare that socket itself.
         let mut new_od = None;
@@ -757,75 +1120,34 @@ impl Emperor {
                     ));
                 }
             } else if !entry.od_decided && self.on_demand.enabled() {
-                match self.on_demand.name_for(path) {
+                let owner = self.tyrant.then_some(accepted.owner.uid);
+                match self.on_demand.name_for(path, owner) {
                     Ok(None) => new_od = Some(None),
-                    Ok(Some(name)) => {
-                        match bind_on_demand(&name, settings, self.on_demand.backlog) {
-                            Ok(sock) => new_od = Some(Some(sock)),
-                            Err(e) => validation = Err(e),
-                        }
-                    }
+                    Ok(Some(name)) => match bind_on_demand(
+                        &name,
+                        settings,
+                        self.on_demand.backlog,
+                        owner.map(|u| (u, accepted.owner.gid)),
+                        self.on_demand.directory.as_deref(),
+                    ) {
+                        Ok(sock) => new_od = Some(Some(sock)),
+                        Err(e) => validation = Err(e),
+                    },
                     Err(e) => validation = Err(e),
                 }
             }
         }
         let tyrant = self.tyrant;
-        let tyrant_nofollow = self.tyrant_nofollow;
         let e = self.vassals.get_mut(path).expect("entry");
         if let Some(od) = new_od {
             e.od_decided = true;
             e.life.on_demand = od.is_some();
             e.od = od;
         }
-        let first = e.fp.is_none();
-        let old_owner = e.owner;
-        e.fp = Some(f.fp);
-        e.owner = Some(f.owner);
-        e.mtime_secs = f.mtime_secs;
-        let hash = fnv1a(&content);
-        e.disk_hash = Some(hash);
-        let running =
-            e.life.state.has_process() && !matches!(e.life.state, VassalState::Stopping { .. });
-
-        if tyrant {
-            if let Err(rule) = tyrant_check(path, &f.owner, tyrant_nofollow) {
-                if e.refusal.as_ref() != Some(&rule) {
-                    tracing::error!(vassal = %path.display(), "{rule}");
-                }
-                e.refusal = Some(rule.clone());
-                if running {
-                    self.feed(
-                        path,
-                        Event::Stop {
-                            then: AfterStop::Park(rule),
-                            graceful: true,
-                        },
-                        now,
-                    );
-                } else {
-                    self.feed(path, Event::Invalid { reason: rule }, now);
-                }
-                return;
-            }
-            if let Some(old) = e.refusal.take() {
-                tracing::info!(vassal = %path.display(), "tyrant mode accepts the file now");
-                if e.life.last_error.as_ref() == Some(&old) {
-                    e.life.last_error = None;
-                }
-            }
-        }
+        let running = Self::running(e);
         match validation {
             Err(msg) => {
-                let msg = format!("invalid configuration: {msg}");
-                if e.config_error.as_ref() != Some(&msg) {
-                    if running {
-                        tracing::error!(vassal = %path.display(), "the vassal keeps running its last good configuration; {msg}");
-                    } else {
-                        tracing::error!(vassal = %path.display(), "not started; {msg}");
-                    }
-                }
-                e.config_error = Some(msg.clone());
-                self.feed(path, Event::Invalid { reason: msg }, now);
+                self.config_invalid(path, format!("invalid configuration: {msg}"), now);
                 return;
             }
             Ok(_) => {
@@ -837,13 +1159,20 @@ impl Emperor {
                 }
             }
         }
-        let creds = tyrant.then(|| Credentials::for_owner(f.owner.uid, f.owner.gid));
-        let owner_changed = tyrant
-            && !first
-            && old_owner.map(|o| (o.uid, o.gid)) != Some((f.owner.uid, f.owner.gid));
+        let Accepted {
+            owner,
+            dir,
+            first,
+            old_owner,
+            ..
+        } = accepted;
+        let creds = tyrant.then(|| Credentials::for_owner(owner.uid, owner.gid));
+        let owner_changed =
+            tyrant && !first && old_owner.map(|o| (o.uid, o.gid)) != Some((owner.uid, owner.gid));
         e.creds = creds;
+        e.dir = tyrant.then_some(dir);
         if running && owner_changed {
-            tracing::info!(vassal = %path.display(), uid = f.owner.uid, gid = f.owner.gid, "file owner changed: restarting the vassal as the new owner");
+            tracing::info!(vassal = %path.display(), uid = owner.uid, gid = owner.gid, "file owner changed: restarting the vassal as the new owner");
             self.feed(
                 path,
                 Event::Stop {
@@ -874,12 +1203,18 @@ impl Emperor {
     }
 
     /// Parse the file exactly as the vassal will (same arguments, its directory as the
-    /// working directory), with the code behind `liege --check`.
-    fn validate(&self, path: &Path) -> Result<Option<Box<Settings>>, String> {
+    /// working directory), with the code behind `liege --check`; `content`: the bytes the
+    /// emperor read from its own descriptor, used instead of reading the file again.
+    fn validate(
+        &self,
+        path: &Path,
+        content: Option<String>,
+    ) -> Result<Option<Box<Settings>>, String> {
         let dir = path.parent().unwrap_or(Path::new("/"));
         let name = path.file_name().map(OsString::from).unwrap_or_default();
         let args = self.launcher.args(path, &name);
-        match liege_config::parse_in(&args, &self.validate_env, dir) {
+        let preload = content.map(|c| (path.to_path_buf(), c));
+        match liege_config::parse_in_preloaded(&args, &self.validate_env, dir, preload) {
             Ok(liege_config::Action::Run(s)) => Ok(Some(s)),
             Ok(_) => Ok(None),
             Err(errs) => Err(errs
@@ -1060,9 +1395,10 @@ impl Emperor {
                     tracing::info!(vassal = %path.display(), "vassal removed");
                     if let Some(od) = e.od {
                         drop(od.fd);
-                        // liege: unlink the socket file (uWSGI left it behind), if still ours.
+                        // liege: unlink the socket file (uWSGI left it behind), if still ours
+                        // (the task watching it may not have closed its copy yet).
                         if let Some((p, dev, ino)) = od.unix_inode {
-                            liege_sys::net::vacuum_unix(&p, dev, ino);
+                            liege_sys::net::remove_own_unix(&p, dev, ino);
                         }
                     }
                 }
@@ -1108,12 +1444,14 @@ impl Emperor {
         e.first_attempt.get_or_insert(now);
         e.last_attempt = Some(now);
         e.watch_cancel = None;
-        match self
-            .launcher
-            .spawn(path, e.creds.as_ref(), e.od.as_ref().map(|o| &o.fd))
-        {
+        match self.launcher.spawn(
+            path,
+            e.creds.as_ref(),
+            e.dir.as_deref(),
+            e.od.as_ref().map(|o| &o.fd),
+        ) {
             Ok((child, sock)) => {
-                let pid = child.id().map(|p| p as i32).unwrap_or(-1);
+                let pid = child.pid;
                 let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
                 e.ctl = Some(ctl_tx);
                 e.instance = instance;
@@ -1144,6 +1482,10 @@ impl Emperor {
 
     fn on_child(&mut self, msg: ChildMsg) {
         let now = Instant::now();
+        if let ChildKind::Checked(result) = msg.kind {
+            self.on_checked(&msg.key, msg.instance, result, now);
+            return;
+        }
         let Some(e) = self.vassals.get_mut(&msg.key) else {
             return;
         };
@@ -1166,6 +1508,7 @@ impl Emperor {
             ChildKind::PipeClosed => {
                 tracing::debug!(vassal = %msg.key.display(), "emperor pipe closed by the vassal");
             }
+            ChildKind::Checked(_) => unreachable!("handled above"),
             ChildKind::Exited(how) => {
                 e.ctl = None;
                 let expected = matches!(e.life.state, VassalState::Stopping { .. });
@@ -1356,9 +1699,47 @@ async fn watch_socket(
     }
 }
 
+/// Wait for a config check (`Launcher::spawn_check`) within [`CHECK_TIMEOUT`]: Ok if it
+/// exited 0, else its error lines. A check that takes too long is killed.
+async fn run_check((mut child, stderr): (Proc, std::os::fd::OwnedFd)) -> Result<(), String> {
+    let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr);
+    let run = async {
+        let mut out = Vec::new();
+        if let Ok(err) = stderr {
+            let _ = err.take(CHECK_OUTPUT_MAX).read_to_end(&mut out).await;
+        }
+        (child.wait().await, out)
+    };
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, run).await;
+    if outcome.is_err() {
+        child.kill();
+        let _ = child.wait().await;
+    }
+    match outcome {
+        Err(_) => Err(format!(
+            "the config check (run as the file's owner) did not finish within {}s; is something it reads a FIFO or very slow?",
+            CHECK_TIMEOUT.as_secs()
+        )),
+        Ok((Ok(st), _)) if st.success() => Ok(()),
+        Ok((st, out)) => {
+            let text = String::from_utf8_lossy(&out);
+            let lines: Vec<&str> = text
+                .lines()
+                .map(|l| l.strip_prefix("liege: ").unwrap_or(l))
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            if lines.is_empty() {
+                Err(format!("the config check failed ({})", describe(st)))
+            } else {
+                Err(lines.join("; "))
+            }
+        }
+    }
+}
+
 /// The task that owns one vassal process and its pipe.
 async fn watch_child(
-    mut child: tokio::process::Child,
+    mut child: Proc,
     sock: std::os::unix::net::UnixStream,
     mut ctl: mpsc::UnboundedReceiver<Ctl>,
     tx: mpsc::UnboundedSender<ChildMsg>,
@@ -1379,7 +1760,7 @@ async fn watch_child(
         Ok(s) => s.into_split(),
         Err(e) => {
             tracing::error!(vassal = %key.display(), "emperor pipe unusable: {e}; killing the vassal");
-            let _ = child.start_kill();
+            child.kill();
             send(ChildKind::Exited(describe(child.wait().await)));
             return;
         }
@@ -1423,9 +1804,7 @@ async fn watch_child(
                 Some(Ctl::Byte(b)) => {
                     let _ = wr.write_all(&[b]).await;
                 }
-                Some(Ctl::Kill) => {
-                    let _ = child.start_kill();
-                }
+                Some(Ctl::Kill) => child.kill(),
                 None => ctl_open = false,
             },
         }
@@ -1435,10 +1814,17 @@ async fn watch_child(
 /// Copy a vassal's stderr to ours line by line, keeping the last error line (liege's
 /// `ERROR:` lines, uWSGI-style `*** ... ***` and Python exception lines) in `last`.
 async fn relay_stderr(
-    stderr: tokio::process::ChildStderr,
+    stderr: std::os::fd::OwnedFd,
     last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 ) {
     use tokio::io::AsyncBufReadExt;
+    let stderr = match tokio::net::unix::pipe::Receiver::from_owned_fd(stderr) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("a vassal's stderr pipe is unusable: {e}");
+            return;
+        }
+    };
     let mut rd = tokio::io::BufReader::new(stderr);
     let mut line = Vec::new();
     loop {

@@ -106,6 +106,16 @@ impl Monitor {
         &self.pattern
     }
 
+    /// The pattern's last literal directory: what the admin named, trusted as it is; vassal
+    /// files are opened beneath it one component at a time (tyrant mode checks each).
+    pub fn base(&self) -> PathBuf {
+        let mut base = PathBuf::from("/");
+        for c in self.dir_components.iter().take_while(|c| !has_magic(c)) {
+            base.push(c);
+        }
+        base
+    }
+
     /// Directories to watch so that every change that can add, remove or alter a matching
     /// file wakes us: every existing directory matching each level of the pattern's
     /// directory part from its last literal prefix down; or, when that prefix does not exist,
@@ -116,10 +126,7 @@ impl Monitor {
             .iter()
             .position(|c| has_magic(c))
             .unwrap_or(self.dir_components.len());
-        let mut base = PathBuf::from("/");
-        for c in &self.dir_components[..first_magic] {
-            base.push(c);
-        }
+        let base = self.base();
         if !base.is_dir() {
             let mut anc = base.clone();
             while !anc.is_dir() {

@@ -1,8 +1,8 @@
 //! Spawning a vassal: fork+exec of liege itself (or `emperor-wrapper`) with uWSGI's argv
 //! (§7.3), the vassal's directory as cwd, a socketpair end as `UWSGI_EMPEROR_FD`, stdin on
-//! /dev/null, and in the child only async-signal-safe calls (groups/gid/uid in tyrant mode,
-//! then `PR_SET_PDEATHSIG(SIGKILL)`) before exec. argv, environment and the group list are
-//! all prepared before the fork.
+//! /dev/null, and in the child only the async-signal-safe setup of `liege_sys::spawn::PreExec`
+//! (groups/gid/uid in tyrant mode, then `PR_SET_PDEATHSIG(SIGKILL)`) before exec. argv,
+//! environment and the group list are all prepared before the fork.
 
 use liege_config::EmperorConfig;
 use liege_protocol::emperor::EMPEROR_FD_ENV;
@@ -24,6 +24,8 @@ pub struct Launcher {
     pub env: Vec<(OsString, OsString)>,
     /// Extensions passed with `--config` instead of `--ini`.
     pub extra_extensions: Vec<String>,
+    /// Our own executable, for the config checks (opened at start).
+    pub exe: Option<std::sync::Arc<liege_sys::spawn::SelfExe>>,
 }
 
 /// Who a vassal runs as in tyrant mode.
@@ -93,6 +95,9 @@ impl Launcher {
             after,
             env: vassal_env(env),
             extra_extensions: cfg.extra_extensions.clone(),
+            exe: liege_sys::spawn::SelfExe::open()
+                .ok()
+                .map(std::sync::Arc::new),
         }
     }
 
@@ -109,74 +114,195 @@ impl Launcher {
     }
 
     /// Spawn the vassal for `file`. Returns the child and the emperor's end of the pipe.
+    /// `dir`: the directory the emperor opened and checked (tyrant mode), entered with
+    /// `fchdir` so that a path swapped since cannot change where the vassal starts.
     pub fn spawn(
         &self,
         file: &Path,
         creds: Option<&Credentials>,
+        dir: Option<&OwnedFd>,
         on_demand: Option<&OwnedFd>,
-    ) -> std::io::Result<(tokio::process::Child, UnixStream)> {
-        let dir = file.parent().unwrap_or(Path::new("/"));
+    ) -> std::io::Result<(Proc, UnixStream)> {
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
+        // Non-tyrant: the file's directory as named (symlinks followed, as uWSGI does).
+        let opened;
+        let cwd = match dir {
+            Some(d) => d.as_raw_fd(),
+            None => {
+                opened = std::fs::File::open(file.parent().unwrap_or(Path::new("/")))?;
+                opened.as_raw_fd()
+            }
+        };
         let (ours, theirs) = UnixStream::pair()?;
         let theirs: OwnedFd = theirs.into();
         let fd = theirs.as_raw_fd();
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(self.args(file, &name))
-            .current_dir(dir)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env(EMPEROR_FD_ENV, fd.to_string())
-            .kill_on_drop(false);
-        // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
-        match on_demand {
-            Some(fd) => cmd.stdin(std::process::Stdio::from(fd.try_clone()?)),
-            None => cmd.stdin(std::process::Stdio::null()),
+        let mut argv: Vec<OsString> = vec![self.program.clone().into_os_string()];
+        argv.extend(self.args(file, &name));
+        let mut env = self.env.clone();
+        env.push((EMPEROR_FD_ENV.into(), fd.to_string().into()));
+        if let Some(c) = creds {
+            // A liege vassal refuses its file unless this uid owns it (docs/security.md).
+            env.push((
+                liege_config::source::VASSAL_OWNER_ENV.into(),
+                c.uid.to_string().into(),
+            ));
+        }
+        let pre = liege_sys::spawn::PreExec {
+            // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
+            keep: vec![fd],
+            cwd: Some(cwd),
+            creds: creds.map(Credentials::child),
+            limits: Default::default(),
+            pdeathsig: Some(libc::SIGKILL),
+            parent: Some(std::process::id() as libc::pid_t),
         };
         // stderr: a pipe the emperor relays to its own stderr, remembering the last error
         // line so the status can name why a vassal died (`watch_child`).
-        cmd.stderr(std::process::Stdio::piped());
-        let parent = std::process::id() as libc::pid_t;
-        let creds = creds.cloned();
-        let groups: Vec<libc::gid_t> = creds.as_ref().map(|c| c.groups.clone()).unwrap_or_default();
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls (fcntl, setgroups, setgid, setuid, prctl, getppid);
-        // it allocates nothing (the group list and ids were prepared before the fork) and
-        // touches no lock.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some(c) = &creds {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) == -1
-                        || libc::setgid(c.gid) == -1
-                        || libc::setuid(c.uid) == -1
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                // After the credential change, which clears the death signal.
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) == -1
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The emperor may have died before prctl took effect.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("emperor died during spawn"));
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn()?;
+        let (err_rd, err_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
+        let stdio = liege_sys::spawn::ChildStdio {
+            stdin: on_demand.map(|f| f.as_raw_fd()),
+            stderr: Some(err_wr.as_raw_fd()),
+            ..Default::default()
+        };
+        let pid = liege_sys::spawn::spawn_exec(
+            liege_sys::spawn::Program::Path(&self.program),
+            &argv,
+            &env,
+            stdio,
+            &pre,
+        )?;
         drop(theirs);
-        Ok((child, ours))
+        drop(err_wr);
+        let mut proc = Proc::new(pid)?;
+        proc.stderr = Some(err_rd);
+        Ok((proc, ours))
+    }
+
+    /// Start the check of a tyrant vassal's file: `liege --check` run as the file's owner in
+    /// the checked directory, with resource limits, so that everything the file makes the
+    /// parser read is read with the owner's rights and a stall or a blow-up costs only that
+    /// child. stdout is discarded; the errors come back on the returned pipe (its stderr).
+    pub fn spawn_check(
+        &self,
+        file: &Path,
+        creds: &Credentials,
+        dir: &OwnedFd,
+    ) -> std::io::Result<(Proc, OwnedFd)> {
+        let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
+        let mut argv: Vec<OsString> = vec!["liege".into()];
+        argv.extend(self.args(file, &name));
+        argv.push("--check".into());
+        let mut env = self.env.clone();
+        env.push((
+            liege_config::source::VASSAL_OWNER_ENV.into(),
+            creds.uid.to_string().into(),
+        ));
+        let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let devnull = std::fs::File::options().write(true).open("/dev/null")?;
+        let pre = liege_sys::spawn::PreExec {
+            keep: Vec::new(),
+            cwd: Some(dir.as_raw_fd()),
+            creds: Some(creds.child()),
+            limits: liege_sys::spawn::ChildLimits {
+                address_space: Some(1 << 30),
+                cpu_secs: Some(CHECK_CPU_SECS),
+                file_size: Some(0),
+            },
+            pdeathsig: Some(libc::SIGKILL),
+            parent: Some(std::process::id() as libc::pid_t),
+        };
+        let stdio = liege_sys::spawn::ChildStdio {
+            stdin: None,
+            stdout: Some(devnull.as_raw_fd()),
+            stderr: Some(wr.as_raw_fd()),
+        };
+        let exe = self
+            .exe
+            .as_deref()
+            .ok_or_else(|| std::io::Error::other("cannot open /proc/self/exe"))?;
+        let pid = liege_sys::spawn::spawn_exec(
+            liege_sys::spawn::Program::SelfExe(exe),
+            &argv,
+            &env,
+            stdio,
+            &pre,
+        )?;
+        drop(wr);
+        Ok((Proc::new(pid)?, rd))
+    }
+}
+
+/// A child of the emperor (vassal or config check), awaited through its pidfd and reaped by
+/// `waitpid` on that pid only.
+pub struct Proc {
+    pub pid: i32,
+    pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
+    done: Option<std::process::ExitStatus>,
+    /// The read end of the vassal's stderr pipe (vassals only), for the caller to relay.
+    pub stderr: Option<OwnedFd>,
+}
+
+impl Proc {
+    fn new(pid: i32) -> std::io::Result<Proc> {
+        let registered = liege_sys::spawn::pidfd_open(pid).and_then(|fd| {
+            // SAFETY: `fd` is an OwnedFd moved into the AsyncFd: it stays open, and is the
+            // same descriptor, until the AsyncFd is dropped with the Proc.
+            unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            }
+            .map_err(std::io::Error::from)
+        });
+        match registered {
+            Ok(pidfd) => Ok(Proc {
+                pid,
+                pidfd,
+                done: None,
+                stderr: None,
+            }),
+            Err(e) => {
+                // Not watchable: do not leave it running unsupervised.
+                liege_sys::spawn::kill(pid, libc::SIGKILL);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Wait for the exit (cancel-safe: the status is kept once seen).
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        loop {
+            if let Some(s) = self.done {
+                return Ok(s);
+            }
+            if let Some(raw) = liege_sys::spawn::try_wait(self.pid)? {
+                self.done = Some(std::process::ExitStatus::from_raw(raw));
+                continue;
+            }
+            let mut ready = self.pidfd.readable().await?;
+            ready.clear_ready();
+        }
+    }
+
+    /// SIGKILL, unless already reaped (the pid could be someone else's by then).
+    pub fn kill(&self) {
+        if self.done.is_none() {
+            liege_sys::spawn::kill(self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// CPU seconds a config check may use.
+pub const CHECK_CPU_SECS: u64 = 5;
+
+impl Credentials {
+    fn child(&self) -> liege_sys::spawn::ChildCreds {
+        liege_sys::spawn::ChildCreds {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
     }
 }
 

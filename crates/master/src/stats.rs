@@ -230,7 +230,7 @@ pub fn render(
         daemons: daemons
             .iter()
             .map(|(cmd, pid, respawns)| DaemonStat {
-                cmd: cmd.clone(),
+                cmd: program_only(cmd),
                 pid: *pid,
                 respawns: *respawns,
             })
@@ -250,6 +250,22 @@ pub fn render(
     }
 }
 
+/// A daemon's command line as the stats show it: the program only (its arguments may hold
+/// secrets, and the stats may be readable by anyone who can connect).
+fn program_only(cmd: &str) -> String {
+    let mut words = cmd.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(p), Some(_)) => format!("{p} ..."),
+        (Some(p), None) => p.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `0.0.0.0:PORT` or `[::]:PORT`: what `stats = :PORT` binds.
+fn is_wildcard(local: &str) -> bool {
+    local.starts_with("0.0.0.0:") || local.starts_with("[::]:")
+}
+
 struct Client {
     fd: OwnedFd,
     buf: Vec<u8>,
@@ -267,6 +283,12 @@ pub struct StatsServer {
 
 impl StatsServer {
     pub fn new(listener: liege_sys::net::Bound, http: bool, minified: bool) -> StatsServer {
+        if is_wildcard(&listener.local) {
+            tracing::warn!(
+                "the stats server listens on {} (every address): anyone who can reach this host can read it; bind it to 127.0.0.1 or a unix socket",
+                listener.local
+            );
+        }
         let _ = liege_sys::fd::set_nonblocking(listener.fd.as_raw_fd(), true);
         StatsServer {
             listener,

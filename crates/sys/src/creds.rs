@@ -21,6 +21,8 @@ pub enum CredError {
     SetUid { uid: u32, source: nix::Error },
     #[error("privileges were dropped but setuid(0) still succeeds; refusing to run")]
     CanRegainRoot,
+    #[error("uid {0} has no passwd entry, so it has no primary group and the process would keep gid 0 (root's group); set gid explicitly")]
+    NoPrimaryGroup(u32),
     #[error("running as uid {current}, cannot switch to uid {wanted} without root")]
     NotRoot { current: u32, wanted: u32 },
 }
@@ -104,6 +106,13 @@ impl Identity {
             Some(g) => Some(resolve_group(g)?),
             None => uid.as_ref().and_then(|u| u.primary_gid),
         };
+        // A uid without a passwd entry has no primary group: as root, switching only the uid
+        // would leave the process in group 0.
+        if let (Some(u), None) = (&uid, gid) {
+            if u.uid != 0 && Uid::effective().is_root() {
+                return Err(CredError::NoPrimaryGroup(u.uid));
+            }
+        }
         Ok(Identity {
             uid,
             gid,

@@ -232,3 +232,48 @@ pub fn accept_nonblocking(listener: RawFd) -> Option<OwnedFd> {
     // SAFETY: `c` was just returned by the kernel and is owned by nobody else.
     (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
 }
+
+/// Open `rel` beneath the directory `root` (`openat2` with `RESOLVE_BENEATH` and
+/// `RESOLVE_NO_MAGICLINKS`): no `..`, absolute path or symlink on the way may leave `root`,
+/// whoever swaps what while it resolves. Read-only, non-blocking (a FIFO does not stall the
+/// caller), CLOEXEC. An escape fails with `EXDEV`.
+pub fn open_beneath(root: &std::path::Path, rel: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (croot, crel) = (c(root)?, c(rel)?);
+    // SAFETY: a NUL-terminated path; the result is a fresh descriptor we own.
+    let dir = unsafe {
+        libc::open(
+            croot.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dir` was just opened and nobody else owns it.
+    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    // SAFETY: open_how is plain old data, zero-initialised then filled in.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads `how` (of the size given) and the NUL-terminated path; the result
+    // is a fresh descriptor we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            crel.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
+}

@@ -11,6 +11,7 @@ pub mod pidfile;
 pub mod scoreboard;
 pub mod signals;
 pub mod spawn;
+pub mod vassalfile;
 
 pub use nix::sys::signal::Signal;
 use std::path::Path;

@@ -3,16 +3,67 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Open a log file like uWSGI: append, create with mode 0640.
+/// Open a log file like uWSGI: append, create with mode 0640. Never through a symlink that
+/// is not root's (see [`open_nofollow`]).
 pub fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
+    open_nofollow(path, true)
+}
+
+/// Open `path` for writing (creating it 0640 for a log, 0644 otherwise), as a root process
+/// may safely do in a directory others can write: the last component is opened with
+/// `O_NOFOLLOW`, and a symlink is followed only when root owns the link itself (an admin's
+/// link such as `/dev/stdout`). A regular file must have a single link (no hardlink to a
+/// file elsewhere) unless it is ours; FIFOs and character devices (`/dev/null`, a tty) are
+/// allowed for logs.
+pub fn open_nofollow(path: &Path, log: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).write(true);
+    if log {
+        o.append(true);
+    }
+    o.mode(if log { 0o640 } else { 0o644 });
+    let f = match o
+        .clone()
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            let link = std::fs::symlink_metadata(path)?;
+            if link.uid() != 0 {
+                return Err(io::Error::other(format!(
+                    "is a symlink owned by uid {} (a link not made by root is never written through)",
+                    link.uid()
+                )));
+            }
+            o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)?
+        }
+        r => r?,
+    };
+    let meta = f.metadata()?;
+    let ft = meta.file_type();
+    if ft.is_file() {
+        if meta.nlink() > 1 && meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(io::Error::other(
+                "is a hard link to a file owned by someone else (never written into)",
+            ));
+        }
+    } else if !(log && (ft.is_char_device() || ft.is_fifo())) {
+        return Err(io::Error::other("is not a regular file"));
+    }
+    // Back to blocking writes.
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; no memory involved.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(f)
 }
 
 /// Redirect our stdout and stderr to `file`.

@@ -329,15 +329,61 @@ pub fn systemd_fds(
         .collect()
 }
 
-/// `chmod-socket` on a unix path socket.
+/// `chmod-socket` on a unix path socket, never through a symlink (a root master must not
+/// change the mode of whatever a link swapped in at that path points to): the path is opened
+/// with `O_PATH | O_NOFOLLOW` and the mode set on that very inode via `/proc/self/fd`.
 pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)?;
+    if f.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::other(
+            "is a symlink (its target's mode is never changed)",
+        ));
+    }
+    std::fs::set_permissions(
+        format!("/proc/self/fd/{}", f.as_raw_fd()),
+        std::fs::Permissions::from_mode(mode),
+    )
 }
 
-/// `chown-socket` on a unix path socket (`uid`/`gid` already resolved; None = unchanged).
+/// `chown-socket` on a unix path socket (`uid`/`gid` already resolved; None = unchanged),
+/// never through a symlink (`lchown`).
 pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    std::os::unix::fs::chown(path, uid, gid)
+    std::os::unix::fs::lchown(path, uid, gid)
+}
+
+/// [`bind`] with the final mode of a unix path socket set by the umask at `bind` time, so
+/// that it never exists with a wider mode, even for an instant. Not for threaded callers that
+/// create files meanwhile (the umask is per process).
+pub fn bind_with_mode(
+    addr: &BindAddr,
+    opts: BindOptions,
+    mode: Option<u32>,
+) -> Result<Bound, SocketError> {
+    let Some(mode) = mode.filter(|_| matches!(addr, BindAddr::Unix(_))) else {
+        return bind(addr, opts);
+    };
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        (!mode & 0o777) as libc::mode_t,
+    ));
+    let r = bind(addr, opts);
+    nix::sys::stat::umask(old);
+    r
+}
+
+/// Remove the unix socket file at `path` if it is still the one we created (same dev/inode),
+/// without the in-use probe of [`vacuum_unix`]: for a socket whose only listener is ours (an
+/// emperor's on-demand socket, still held by a task that is being cancelled).
+pub fn remove_own_unix(path: &Path, dev: u64, ino: u64) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.dev() == dev && m.ino() == ino && m.file_type().is_socket() => {
+            std::fs::remove_file(path).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// Vacuum: remove the unix socket file at `path` if it is still the one we created (same
@@ -379,6 +425,35 @@ pub fn listen_queue(fd: RawFd) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chmod_and_chown_never_follow_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("liege-chmod-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let victim = d.join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.join("app.sock");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(chmod(&link, 0o666).is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let me = nix::unistd::getuid().as_raw();
+        chown(&link, Some(me), None).unwrap();
+        // A real socket gets its mode.
+        let sock = d.join("real.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        chmod(&sock, 0o660).unwrap();
+        let mode = std::fs::symlink_metadata(&sock)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o660);
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     #[test]
     fn backlog_defaults_to_somaxconn_and_caps_with_warning() {

@@ -4,9 +4,13 @@
 use std::io;
 use std::path::Path;
 
-/// Write our pid followed by a newline.
+/// Write our pid followed by a newline. Never through a symlink that is not root's (a root
+/// master must not overwrite what a user's link points to), and only into a regular file.
 pub fn write(path: &Path, pid: u32) -> io::Result<()> {
-    std::fs::write(path, format!("{pid}\n"))
+    use std::io::Write;
+    let f = crate::logfile::open_nofollow(path, false)?;
+    f.set_len(0)?;
+    (&f).write_all(format!("{pid}\n").as_bytes())
 }
 
 /// Write atomically: a temp file in the same directory, then rename over `path`.
@@ -18,7 +22,19 @@ pub fn write_atomic(path: &Path, pid: u32) -> io::Result<()> {
             .unwrap_or_default(),
         pid
     ));
-    std::fs::write(&tmp, format!("{pid}\n"))?;
+    // A stale temp file (or a link planted under its name) is removed, then the temp file is
+    // created exclusively: nothing is ever written through a link.
+    let _ = std::fs::remove_file(&tmp);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(format!("{pid}\n").as_bytes())?;
+    }
     std::fs::rename(&tmp, path)
 }
 

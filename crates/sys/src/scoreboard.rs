@@ -96,7 +96,9 @@ impl Scoreboard {
         Ok((sb, fd))
     }
 
-    /// Map a scoreboard inherited as `fd` (in a worker).
+    /// Map a scoreboard inherited as `fd` (in a worker), then mark `fd` close-on-exec: the
+    /// mapping is all the worker needs, and programs the app runs must not inherit a
+    /// descriptor to every worker's shared table.
     pub fn open(fd: RawFd) -> std::io::Result<Scoreboard> {
         // SAFETY: the master passed this fd in WorkerBoot; it is open for our whole life.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -108,7 +110,9 @@ impl Scoreboard {
                 st.st_size
             )));
         }
-        Self::map(borrowed)
+        let sb = Self::map(borrowed)?;
+        crate::fd::set_cloexec(fd, true)?;
+        Ok(sb)
     }
 
     fn map(fd: BorrowedFd<'_>) -> std::io::Result<Scoreboard> {

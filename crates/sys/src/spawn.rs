@@ -127,6 +127,273 @@ pub fn spawn_self<A: AsRef<OsStr>>(
     Ok(pid)
 }
 
+/// Who a child runs as: ids and the full group list, prepared before the fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildCreds {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// Resource limits for a child that parses untrusted input (the emperor's config check).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildLimits {
+    /// `RLIMIT_AS` in bytes.
+    pub address_space: Option<u64>,
+    /// `RLIMIT_CPU` in seconds.
+    pub cpu_secs: Option<u64>,
+    /// `RLIMIT_FSIZE` in bytes (0: the child writes no file).
+    pub file_size: Option<u64>,
+}
+
+/// The one child-side setup of the processes the emperor starts with `Command::pre_exec`
+/// (vassals and config checks): everything is prepared before the fork, and [`PreExec::run`]
+/// makes only async-signal-safe system calls and allocates nothing (its errors are raw OS
+/// error codes).
+#[derive(Debug, Clone, Default)]
+pub struct PreExec {
+    /// Descriptors whose CLOEXEC flag is cleared (inherited under the same number).
+    pub keep: Vec<RawFd>,
+    /// `fchdir` here (a directory the parent opened and checked), before the credentials.
+    pub cwd: Option<RawFd>,
+    pub creds: Option<ChildCreds>,
+    pub limits: ChildLimits,
+    /// `PR_SET_PDEATHSIG` (after the credential change, which clears it).
+    pub pdeathsig: Option<i32>,
+    /// The parent's pid: if the parent died before the death signal was armed, fail.
+    pub parent: Option<libc::pid_t>,
+}
+
+impl PreExec {
+    /// Run in the forked child, before exec.
+    pub fn run(&self) -> io::Result<()> {
+        let err = || Err(io::Error::last_os_error());
+        // SAFETY: async-signal-safe calls only (fcntl, fchdir, setrlimit, setgroups, setgid,
+        // setuid, prctl, getppid) on data owned by `self`, prepared before the fork; nothing
+        // is allocated (io::Error from a raw OS error is not boxed).
+        unsafe {
+            for &fd in &self.keep {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return err();
+                }
+            }
+            if let Some(dir) = self.cwd {
+                if libc::fchdir(dir) != 0 {
+                    return err();
+                }
+            }
+            let limit = |res, v: Option<u64>| match v {
+                Some(v) => {
+                    let r = libc::rlimit {
+                        rlim_cur: v as libc::rlim_t,
+                        rlim_max: v as libc::rlim_t,
+                    };
+                    libc::setrlimit(res, &r) == 0
+                }
+                None => true,
+            };
+            if !limit(libc::RLIMIT_AS, self.limits.address_space)
+                || !limit(libc::RLIMIT_CPU, self.limits.cpu_secs)
+                || !limit(libc::RLIMIT_FSIZE, self.limits.file_size)
+            {
+                return err();
+            }
+            if let Some(c) = &self.creds {
+                if libc::setgroups(c.groups.len(), c.groups.as_ptr()) == -1
+                    || libc::setgid(c.gid) == -1
+                    || libc::setuid(c.uid) == -1
+                {
+                    return err();
+                }
+            }
+            if let Some(sig) = self.pdeathsig {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) == -1 {
+                    return err();
+                }
+            }
+            if let Some(parent) = self.parent {
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The program [`spawn_exec`] runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Program<'a> {
+    /// Our own executable (checked at start, see [`SelfExe`]).
+    SelfExe(&'a SelfExe),
+    /// A path (`emperor-wrapper`), as execve resolves it.
+    Path(&'a std::path::Path),
+}
+
+/// The standard descriptors of a [`spawn_exec`] child: `None` is `/dev/null` for stdin and
+/// the parent's own for stdout/stderr.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChildStdio {
+    pub stdin: Option<RawFd>,
+    pub stdout: Option<RawFd>,
+    pub stderr: Option<RawFd>,
+}
+
+/// fork, then in the child: the standard descriptors, [`PreExec::run`], the default signal
+/// mask and SIGPIPE disposition, and exec. The one spawn path of the emperor (vassals and
+/// config checks): argv, envp and every path are prepared before the fork and the child
+/// allocates nothing. A failure in the child before or at exec is reported back (through a
+/// close-on-exec pipe) as the error of this call, and the child is reaped.
+pub fn spawn_exec<A: AsRef<OsStr>, K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    program: Program<'_>,
+    argv: &[A],
+    env: &[(K, V)],
+    stdio: ChildStdio,
+    pre: &PreExec,
+) -> io::Result<i32> {
+    let argv_c: Vec<CString> = argv
+        .iter()
+        .map(|a| cstring(a.as_ref()))
+        .collect::<Result<_, _>>()?;
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_ref().to_os_string();
+            kv.push("=");
+            kv.push(v.as_ref());
+            cstring(&kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let argv_p = null_terminated(&argv_c);
+    let env_p = null_terminated(&env_c);
+    let path_c = match program {
+        Program::Path(p) => Some(cstring(p.as_os_str())?),
+        Program::SelfExe(_) => None,
+    };
+    let exe_fd = match program {
+        Program::SelfExe(e) => e.fd.as_raw_fd(),
+        Program::Path(_) => -1,
+    };
+    let empty = c"";
+    let devnull = c"/dev/null";
+    let mut report = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into our array.
+    if unsafe { libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors we own.
+    let (rd, wr) = unsafe {
+        (
+            OwnedFd::from_raw_fd(report[0]),
+            OwnedFd::from_raw_fd(report[1]),
+        )
+    };
+    let wr_fd = wr.as_raw_fd();
+    // SAFETY: the child branch only makes async-signal-safe calls (open, dup2, close, the
+    // calls of PreExec::run, sigprocmask, signal, write, execve/execveat, _exit) on data
+    // prepared above, and never returns into Rust code; so the parent may have other threads.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let fail = |errno: libc::c_int| -> ! {
+                let b = errno.to_ne_bytes();
+                libc::write(wr_fd, b.as_ptr().cast(), b.len());
+                libc::_exit(127)
+            };
+            let errno = || *libc::__errno_location();
+            let stdin = match stdio.stdin {
+                Some(fd) => fd,
+                None => {
+                    // CLOEXEC: only its copy on fd 0 survives exec.
+                    let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                    if fd < 0 {
+                        fail(errno());
+                    }
+                    fd
+                }
+            };
+            for (from, to) in [(Some(stdin), 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
+                if let Some(from) = from {
+                    if from == to {
+                        let flags = libc::fcntl(to, libc::F_GETFD);
+                        libc::fcntl(to, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    } else if libc::dup2(from, to) < 0 {
+                        fail(errno());
+                    }
+                }
+            }
+            if let Err(e) = pre.run() {
+                fail(e.raw_os_error().unwrap_or(libc::EINVAL));
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            match &path_c {
+                Some(p) => {
+                    libc::execve(p.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+                }
+                None => {
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        exe_fd,
+                        empty.as_ptr(),
+                        argv_p.as_ptr(),
+                        env_p.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
+                }
+            }
+            fail(errno());
+        }
+    }
+    drop(wr);
+    let mut b = [0u8; 4];
+    let n = loop {
+        match nix::unistd::read(&rd, &mut b) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.unwrap_or(0),
+        }
+    };
+    if n == 4 {
+        // SAFETY: waitpid on our own child, writing into a local.
+        unsafe {
+            let mut st = 0;
+            libc::waitpid(pid, &mut st, 0);
+        }
+        return Err(io::Error::from_raw_os_error(libc::c_int::from_ne_bytes(b)));
+    }
+    Ok(pid)
+}
+
+/// A pidfd for our child `pid` (to wait for its exit with poll/epoll).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a fresh descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `waitpid(pid, WNOHANG)`: the raw wait status once our child `pid` has exited.
+pub fn try_wait(pid: i32) -> io::Result<Option<i32>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes the status into our local.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match r {
+        r if r == pid => Ok(Some(status)),
+        0 => Ok(None),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// How to run an external command (attached daemons, cron jobs).
 #[derive(Debug, Default, Clone)]
 pub struct CommandOpts {
@@ -141,7 +408,9 @@ pub struct CommandOpts {
 }
 
 /// fork, then exec `/bin/sh -c command` with `env`. Returns the child pid.
-/// The caller must be single-threaded (the master is).
+/// The caller must be single-threaded (the master is). With `setsid` and `pdeathsig`, the
+/// pid is that of a small guard that leads the command's group and kills the whole group
+/// when the caller dies (see `guard_group`).
 pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) -> io::Result<i32> {
     let sh = c"/bin/sh";
     let argv_c = [
@@ -159,6 +428,7 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         .transpose()?;
     let devnull = c"/dev/null";
     let o = opts.clone();
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the parent is single-threaded (documented precondition). The child only calls
     // async-signal-safe functions (setsid, open, dup2, close, prctl, chdir, setgroups, setgid,
     // setuid, sigprocmask, signal, execve, _exit) on data prepared before the fork.
@@ -171,6 +441,9 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         unsafe {
             if o.setsid {
                 libc::setsid();
+            }
+            if o.setsid && o.pdeathsig.is_some() {
+                guard_group(parent);
             }
             if !o.keep_stdin {
                 let fd = libc::open(devnull.as_ptr(), libc::O_RDONLY);
@@ -211,6 +484,81 @@ pub fn spawn_shell(command: &str, env: &[(String, String)], opts: &CommandOpts) 
         }
     }
     Ok(pid)
+}
+
+/// The signal a group guard gets when the master dies (rarely used for anything else).
+const GUARD_DEATH_SIGNAL: libc::c_int = libc::SIGPWR;
+
+/// In a freshly `setsid` child whose parent wants it dead with the parent: fork once more.
+/// The grandchild returns and goes on to exec the command; this process stays the session
+/// and group leader (its pid is the one the master knows and signals with `kill(-pid)`) with
+/// every signal blocked, waits, and then either exits as the command did, or, when the
+/// master dies (`GUARD_DEATH_SIGNAL` as its death signal), SIGKILLs the whole group, so that
+/// whatever the command started dies with it. A death signal on the command alone would
+/// leave its children running.
+///
+/// # Safety
+/// Only in a forked child of a single-threaded parent: async-signal-safe calls only.
+unsafe fn guard_group(parent: libc::pid_t) {
+    // SAFETY: the caller's contract (a forked child): async-signal-safe calls only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            GUARD_DEATH_SIGNAL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if libc::getppid() != parent {
+            libc::kill(0, libc::SIGKILL);
+            libc::_exit(137);
+        }
+        let child = libc::fork();
+        if child < 0 {
+            libc::_exit(126);
+        }
+        if child == 0 {
+            // The command: it dies with its guard (the caller restores the signal mask and
+            // sets its own death signal).
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            return;
+        }
+        let mut wanted: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut wanted);
+        libc::sigaddset(&mut wanted, libc::SIGCHLD);
+        libc::sigaddset(&mut wanted, GUARD_DEATH_SIGNAL);
+        loop {
+            let sig = libc::sigwaitinfo(&wanted, std::ptr::null_mut());
+            if sig == GUARD_DEATH_SIGNAL && libc::getppid() != parent {
+                libc::kill(0, libc::SIGKILL);
+                libc::_exit(137);
+            }
+            let mut status: libc::c_int = 0;
+            if libc::waitpid(child, &mut status, libc::WNOHANG) == child {
+                if libc::WIFEXITED(status) {
+                    libc::_exit(libc::WEXITSTATUS(status));
+                }
+                // Die of the same signal, so that the master reports what killed the command.
+                let s = libc::WTERMSIG(status);
+                libc::signal(s, libc::SIG_DFL);
+                let mut one: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut one);
+                libc::sigaddset(&mut one, s);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+                libc::kill(libc::getpid(), s);
+                libc::_exit(128 + s);
+            }
+        }
+    }
 }
 
 /// Signal a whole process group (a daemon or cron job started with `setsid`).
@@ -291,6 +639,42 @@ mod tests {
             nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
         );
         assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "42\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn spawn_exec_reports_exec_errors_and_runs_in_the_given_dir() {
+        let missing = std::path::Path::new("/nonexistent/liege-wrapper");
+        let e = spawn_exec(
+            Program::Path(missing),
+            &["x"],
+            &[] as &[(&str, &str)],
+            ChildStdio::default(),
+            &PreExec::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let dir = std::env::temp_dir().join(format!("liege-exec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = std::fs::File::open(&dir).unwrap();
+        let pre = PreExec {
+            cwd: Some(d.as_raw_fd()),
+            ..PreExec::default()
+        };
+        let pid = spawn_exec(
+            Program::Path(std::path::Path::new("/bin/sh")),
+            &["sh", "-c", "echo $LIEGE_T > out; exit 3"],
+            &[("LIEGE_T", "7")],
+            ChildStdio::default(),
+            &pre,
+        )
+        .unwrap();
+        let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            st,
+            nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("out")).unwrap(), "7\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -276,32 +276,45 @@ impl Statics {
         Some(Expiry { at, max_age })
     }
 
-    /// `candidate` if it is (or is a directory with an index that is) a regular file whose
-    /// realpath is under `root`.
+    /// `candidate` if it is (or is a directory with an index that is) a regular file
+    /// beneath `root`. Opened with `openat2(RESOLVE_BENEATH)` from `root` (the index file too),
+    /// then judged by `fstat` of that descriptor: no symlink, `..` or swap can leave `root`.
     fn try_file(&self, root: &Path, candidate: &Path) -> Option<Hit> {
-        let real = std::fs::canonicalize(candidate).ok()?;
-        if !real.starts_with(root) {
-            tracing::warn!(
-                "security error: {} is not under {}",
-                real.display(),
-                root.display()
-            );
-            return None;
-        }
-        let meta = std::fs::metadata(&real).ok()?;
-        let (real, meta) = if meta.is_dir() {
+        let rel = candidate.strip_prefix(root).ok()?;
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        let open = |rel: &Path| match liege_sys::fd::open_beneath(root, rel) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::EXDEV) {
+                    tracing::warn!(
+                        "security error: {} is not under {}",
+                        root.join(rel).display(),
+                        root.display()
+                    );
+                }
+                None
+            }
+        };
+        let file = open(rel)?;
+        let meta = file.metadata().ok()?;
+        let (file, meta) = if meta.is_dir() {
             self.index.iter().find_map(|i| {
-                let p = real.join(i);
-                let m = std::fs::metadata(&p).ok()?;
-                m.is_file().then_some((p, m))
+                let f = open(&rel.join(i))?;
+                let m = f.metadata().ok()?;
+                m.is_file().then_some((f, m))
             })?
         } else {
-            (real, meta)
+            (file, meta)
         };
         if !meta.is_file() {
             return None;
         }
-        let file = std::fs::File::open(&real).ok()?;
+        use std::os::fd::AsRawFd;
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
         let ext = real
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())

@@ -1,0 +1,86 @@
+//! Files a root master opens (issue 10, points 10 and 11; docs/security.md): a pidfile or
+//! log file that a user replaced with a symlink to a root-only file is never written through,
+//! and a `uid` without a passwd entry (so without a primary group) is refused unless `gid`
+//! is given, instead of running with gid 0. Needs root (as in CI).
+
+use liege_testkit::master::*;
+use liege_testkit::*;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_users_symlink_is_not_written_through() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let user = ensure_user("liege-hostile-a");
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    // A run directory the user owns, holding the user's links to root-only files.
+    let run = sb.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::chown(&run, Some(user.0), Some(user.1)).unwrap();
+    let victim = sb.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = |name: &str| {
+        let p = run.join(name);
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        std::os::unix::fs::lchown(&p, Some(user.0), Some(user.1)).unwrap();
+        p
+    };
+    let pidfile = link("app.pid");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
+        .arg("--pidfile")
+        .arg(&pidfile);
+    let m = sb.spawn(cmd, "liege");
+    wait_version(&addr, "v1", T);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(m.output().contains("symlink"), "{}", m.output());
+    drop(m);
+
+    let logto = link("app.log");
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
+        .arg("--logto")
+        .arg(&logto);
+    let mut m = sb.spawn(cmd, "liege2");
+    let st = m.wait_timeout(T).expect("refuses to start");
+    assert!(!st.success());
+    assert!(m.output().contains("symlink"), "{}", m.output());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_uid_without_passwd_entry_needs_a_gid() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args([
+        "--http-socket",
+        &addr,
+        "--wsgi-file",
+        "app.py",
+        "--uid",
+        "54321",
+    ]);
+    let mut m = sb.spawn(cmd, "liege");
+    let st = m.wait_timeout(T).expect("refuses to start");
+    assert!(!st.success());
+    let out = m.output();
+    assert!(
+        out.contains("uid 54321 has no passwd entry") && out.contains("set gid"),
+        "{out}"
+    );
+    assert!(!tcp_listening(&addr));
+}
