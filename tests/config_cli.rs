@@ -42,7 +42,9 @@ fn has_line(out: &str, option_value: &str) -> bool {
 #[test]
 fn check_django_fixture() {
     let f = fixture("django.ini");
-    let o = liege(&["--check", f.to_str().unwrap()]);
+    // The paths, venv and users are those of the tutorial's machine: --check reports them
+    // (warnings with --lenient) and still prints the configuration.
+    let o = liege(&["--check", "--lenient", f.to_str().unwrap()]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     for l in [
@@ -59,13 +61,27 @@ fn check_django_fixture() {
     ] {
         assert!(has_line(&out, l), "missing `{l}` in:\n{out}");
     }
+    // What --check found on this machine (the tutorial's paths and user do not exist here).
+    for w in [
+        "`chdir`: no such directory: /home/test_user/myproject",
+        "`home`: no such directory",
+        "no such user `test_user`",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("; warning:") && l.contains(w)),
+            "missing warning {w:?} in:\n{out}"
+        );
+    }
     assert!(out.contains("django.ini line 12"), "{out}");
 }
 
 #[test]
 fn check_hardened_fixture() {
     let f = fixture("hardened.ini");
-    let o = liege(&["--check", f.to_str().unwrap()]);
+    // The paths, venv and users are those of the tutorial's machine: --check reports them
+    // (warnings with --lenient) and still prints the configuration.
+    let o = liege(&["--check", "--lenient", f.to_str().unwrap()]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     for l in [
@@ -85,7 +101,9 @@ fn check_hardened_fixture() {
 #[test]
 fn check_advanced_fixture() {
     let f = fixture("advanced.ini");
-    let o = liege(&["--check", f.to_str().unwrap()]);
+    // The paths, venv and users are those of the tutorial's machine: --check reports them
+    // (warnings with --lenient) and still prints the configuration.
+    let o = liege(&["--check", "--lenient", f.to_str().unwrap()]);
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     for l in [
@@ -204,15 +222,20 @@ fn python_file_as_positional_argument_is_refused_like_uwsgi() {
 
 #[test]
 fn check_on_the_command_line_alone() {
-    let o = liege(&[
-        "--check",
-        "--http",
-        ":8000",
-        "-p",
-        "4",
-        "--wsgi-file",
-        "app.py",
-    ]);
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("app.py"), "application = None\n").unwrap();
+    let o = liege_in(
+        d.path(),
+        &[
+            "--check",
+            "--http",
+            ":8000",
+            "-p",
+            "4",
+            "--wsgi-file",
+            "app.py",
+        ],
+    );
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(has_line(&out, "processes = 4"), "{out}");
@@ -276,8 +299,196 @@ fn dash_i_loads_the_ini_positionally_like_uwsgi() {
 }
 
 #[test]
-fn no_arguments_prints_help() {
+fn no_arguments_prints_a_short_usage_and_exits_2() {
     let o = liege(&[]);
-    assert!(o.status.success());
-    assert!(stdout(&o).contains("Usage: liege"), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("Usage:"), "{err}");
+    assert!(
+        err.contains("--module") && err.contains("--wsgi-file") && err.contains("--help"),
+        "{err}"
+    );
+    assert!(err.lines().count() < 20, "not short: {err}");
+}
+
+#[test]
+fn dash_capital_v_prints_the_version() {
+    let o = liege(&["-V"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&liege(&["--version"])));
+    assert!(stdout(&o).starts_with("liege "), "{}", stdout(&o));
+}
+
+#[test]
+fn module_as_positional_argument_suggests_module() {
+    let o = liege(&["app:app"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("--module app:app"), "{err}");
+    assert!(!err.contains("--wsgi-file app:app"), "{err}");
+}
+
+/// Run liege in `cwd`, killing it if it is still running after 10 s (a config that should
+/// be refused but starts a server must fail the test, not hang it). Returns (exit code, or
+/// None if it had to be killed; stderr).
+fn liege_bounded(cwd: &Path, args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_liege"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UWSGI_") || k.starts_with("LIEGE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run liege");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (code, err)
+}
+
+#[test]
+fn broken_section_header_exits_1_naming_file_and_line() {
+    let port = format!("127.0.0.1:{}", liege_testkit::free_port());
+    let (d, p) = temp_ini(&format!(
+        "; app\n[uwsgi\nhttp-socket = {port}\nwsgi-file = app.py\n"
+    ));
+    std::fs::write(d.path().join("app.py"), "application = None\n").unwrap();
+    let p = p.to_str().unwrap();
+    for args in [vec![p], vec!["--ini", p], vec!["--check", p]] {
+        let (code, err) = liege_bounded(d.path(), &args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("bad.ini line 2"), "{err}");
+        assert!(err.contains("section header"), "{err}");
+    }
+}
+
+#[test]
+fn binary_file_as_ini_exits_1_naming_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bad.ini");
+    let port = format!("127.0.0.1:{}", liege_testkit::free_port());
+    std::fs::write(d.path().join("app.py"), "application = None\n").unwrap();
+    let args = [
+        "--http-socket",
+        &port,
+        "--wsgi-file",
+        "app.py",
+        p.to_str().unwrap(),
+    ];
+    // Valid UTF-8 with NULs (e.g. a truncated sqlite file), then invalid UTF-8.
+    std::fs::write(&p, b"[uwsgi]\nprocesses = 1\n\x00\x01\x02garbage\n").unwrap();
+    let (code, err) = liege_bounded(d.path(), &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bad.ini line 3") && err.contains("not an ini file"),
+        "{err}"
+    );
+    std::fs::write(&p, b"\xff\xfe\x00[\x80uwsgi]\n").unwrap();
+    let (code, err) = liege_bounded(d.path(), &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bad.ini line 1") && err.contains("not an ini file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_log_format_variable_is_an_error() {
+    let (d, p) = temp_ini("[uwsgi]\nlog-format = %(addr) %(method) %(nosuchvar) %(var.HTTP_X)\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("%(nosuchvar)")
+            && err.contains("`log-format`")
+            && err.contains("bad.ini line 2"),
+        "{err}"
+    );
+    let (d, p) = temp_ini("[uwsgi]\nlog-format = %(addr) %(method) %(var.HTTP_X) %(msecs)\n");
+    let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_reports_what_would_certainly_fail_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("notavenv")).unwrap();
+    std::fs::create_dir(d.path().join("oldvenv")).unwrap();
+    std::fs::write(
+        d.path().join("oldvenv/pyvenv.cfg"),
+        "home = /usr/bin\nversion = 2.7.18\n",
+    )
+    .unwrap();
+    std::fs::create_dir(d.path().join("src")).unwrap();
+    std::fs::write(d.path().join("src/present.py"), "application = None\n").unwrap();
+    let ini = |body: &str| {
+        let p = d.path().join("app.ini");
+        std::fs::write(&p, format!("[uwsgi]\n{body}")).unwrap();
+        let o = liege_in(d.path(), &["--check", p.to_str().unwrap()]);
+        (o.status.code(), stderr(&o))
+    };
+    let cases: &[(&str, &str)] = &[
+        ("wsgi-file = missing.py\n", "missing.py"),
+        (
+            "chdir = /nonexistent/dir\nwsgi-file = app.py\n",
+            "/nonexistent/dir",
+        ),
+        (
+            "home = notavenv\nmodule = present\npython-path = src\n",
+            "not a virtualenv",
+        ),
+        (
+            "home = oldvenv\nmodule = present\npython-path = src\n",
+            "Python 2.7",
+        ),
+        (
+            "module = no_such_pkg_xyz.wsgi:application\npython-path = src\n",
+            "no_such_pkg_xyz",
+        ),
+        (
+            "module = present\nuid = no-such-user-xyz\n",
+            "no-such-user-xyz",
+        ),
+        (
+            "module = present\ngid = no-such-group-xyz\n",
+            "no-such-group-xyz",
+        ),
+        (
+            "socket = x.sock\nmodule = present\nchown-socket = root:no-such-group-xyz\n",
+            "no-such-group-xyz",
+        ),
+    ];
+    for (body, needle) in cases {
+        let body = format!("python-path = src\n{body}");
+        let (code, err) = ini(&body);
+        assert_eq!(code, Some(1), "{body}: {err}");
+        assert!(err.contains(needle), "{body}: {err}");
+        assert!(err.contains("app.ini line "), "{body}: {err}");
+    }
+    // Found on python-path (without importing it), or in the interpreter's own path.
+    for ok in [
+        "module = present\n",
+        "module = json.decoder\n",
+        "wsgi-file = src/present.py\n",
+    ] {
+        let (code, err) = ini(&format!("python-path = src\n{ok}"));
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
 }

@@ -103,3 +103,65 @@ fn disable_logging_drops_request_lines_only() {
     assert!(m.output().contains("ready"));
     assert!(!m.output().contains("/marker-path"), "{}", m.output());
 }
+
+/// After `mv app.log app.log.1` and a reopen (`touch-logreopen`), the workers' request lines
+/// go to the new `app.log` too, without `log-maxsize`.
+#[test]
+fn touch_logreopen_moves_worker_lines_to_the_new_file() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = sb.path().join("app.log");
+    let touch = sb.write("reopen.touch", "");
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
+        .arg("--logto")
+        .arg(&log)
+        .arg("--touch-logreopen")
+        .arg(&touch);
+    let _m = sb.spawn(cmd, "liege");
+    wait_version(&addr, "v1", T);
+    let old = sb.path().join("app.log.1");
+    std::fs::rename(&log, &old).unwrap();
+    // Touch files are checked once a second by mtime: make sure it changes.
+    std::thread::sleep(Duration::from_millis(1100));
+    sb.write("reopen.touch", "x");
+    wait_for(T, "the reopened app.log", || log.exists().then_some(()));
+    let _ = body(&addr, "/after-reopen");
+    let new = wait_for(T, "a request line in the new app.log", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|s| s.contains("GET /after-reopen"))
+    });
+    assert!(new.contains("GET /after-reopen"), "{new}");
+    assert!(
+        !std::fs::read_to_string(&old)
+            .unwrap()
+            .contains("/after-reopen"),
+        "the request line went to the old file"
+    );
+}
+
+/// `log-date` dates liege's own lines as well as the request lines.
+#[test]
+fn log_date_dates_every_line() {
+    let sb = Sandbox::new();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
+        .arg("--logdate=[%Y]");
+    let m = sb.spawn(cmd, "liege");
+    wait_version(&addr, "v1", T);
+    m.wait_output(T, "GET /");
+    let year = liege_sys::log::local_strftime(std::time::SystemTime::now(), "[%Y]");
+    let out = m.output();
+    let mut own = 0;
+    for l in out.lines().filter(|l| l.contains("liege[")) {
+        assert!(l.starts_with(&year), "undated line: {l}\n{out}");
+        own += 1;
+    }
+    assert!(own >= 3, "{out}");
+    let req = out.lines().find(|l| l.contains("GET /")).unwrap();
+    assert!(req.starts_with(&year), "{req}");
+}

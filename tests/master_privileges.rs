@@ -84,3 +84,50 @@ fn running_as_root_warns() {
     wait_version(&addr, "v1", T);
     m.wait_output(T, "will run as root");
 }
+
+/// `master-as-root`: the master keeps root (uid and gid 0) while every worker runs as the
+/// user, including the workers of a reload.
+#[test]
+fn master_as_root_keeps_root_while_workers_drop() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (uid, gid) = ensure_user("liegetest");
+    let sb = Sandbox::new();
+    std::fs::set_permissions(sb.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_app(&sb, "v1");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args([
+        "--wsgi-file",
+        "app.py",
+        "--http-socket",
+        &addr,
+        "--uid",
+        "liegetest",
+        "--master-as-root",
+    ]);
+    let m = sb.spawn(cmd, "liege");
+    wait_version(&addr, "v1", T);
+    assert_eq!(ids(m.pid(), "Uid:"), vec![0, 0, 0, 0], "{}", m.output());
+    assert_eq!(ids(m.pid(), "Gid:"), vec![0, 0, 0, 0]);
+    let id = body(&addr, "/id").unwrap();
+    assert_eq!(
+        id,
+        format!("uid={uid} gid={gid} groups=[{gid}]"),
+        "{}",
+        m.output()
+    );
+    let workers = wait_workers(&m, 1, T);
+    assert_eq!(ids(workers[0], "Uid:"), vec![uid; 4]);
+    // A reload's workers drop too.
+    m.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for(T, "a new worker", || {
+        let w = liege_testkit::children_of(m.pid());
+        (w.len() == 1 && w[0] != workers[0]).then_some(())
+    });
+    let id = body(&addr, "/id").unwrap();
+    assert_eq!(id, format!("uid={uid} gid={gid} groups=[{gid}]"));
+    assert!(m.output().contains("master-as-root"), "{}", m.output());
+}

@@ -49,8 +49,62 @@ fn import_error_with_need_app_exits_22_with_traceback() {
         out.contains("ModuleNotFoundError: No module named 'this_module_does_not_exist'"),
         "{out}"
     );
-    // Ready was never sent: the control socket just closes.
+    // Ready was never sent: the worker tells the master why, and the control socket closes.
+    let m = w.recv(Duration::from_secs(5)).expect("a control message");
+    let m: serde_json::Value = serde_json::from_slice(&m).expect("JSON");
+    assert_eq!(m["t"], "load_failed", "{m}");
+    let err = m["error"].as_str().unwrap();
+    assert!(
+        err.contains("ModuleNotFoundError") && err.contains("broken.py line"),
+        "{err}"
+    );
     assert_eq!(w.recv(Duration::from_secs(5)), Some(vec![]));
+}
+
+const ASGI_APPS: &[(&str, &str)] = &[
+    (
+        "asgi_func.py",
+        "async def application(scope, receive, send):\n    pass\n",
+    ),
+    (
+        "asgi_obj.py",
+        "class App:\n    async def __call__(self, scope, receive, send):\n        pass\n\napplication = App()\n",
+    ),
+];
+
+#[test]
+fn asgi_app_with_need_app_is_a_start_up_failure_that_says_so() {
+    for (file, src) in ASGI_APPS {
+        let sb = Sandbox::new();
+        let path = sb.write(file, src);
+        let mut c = WorkerConfig::default();
+        c.app.wsgi_file = Some(path);
+        let mut w = spawn(&sb, &c, &[]);
+        let st = w
+            .proc
+            .wait_timeout(Duration::from_secs(20))
+            .expect("worker exits");
+        assert_eq!(st.code(), Some(22), "{file}");
+        let out = w.proc.output();
+        assert_eq!(out.matches("is an ASGI app").count(), 1, "{out}");
+        assert!(out.contains("a2wsgi") && out.contains("WSGI"), "{out}");
+    }
+}
+
+#[test]
+fn asgi_app_without_need_app_says_so_once_and_serves_500() {
+    let sb = Sandbox::new();
+    let path = sb.write(ASGI_APPS[1].0, ASGI_APPS[1].1);
+    let mut c = WorkerConfig::default();
+    c.app.wsgi_file = Some(path);
+    c.app.need_app = false;
+    let w = spawn(&sb, &c, &[]);
+    w.wait_ready();
+    assert_eq!(get(&w, "/").status, 500);
+    assert_eq!(get(&w, "/").status, 500);
+    let out = w.proc.output();
+    assert_eq!(out.matches("is an ASGI app").count(), 1, "{out}");
+    assert!(!out.contains("TypeError"), "{out}");
 }
 
 #[test]

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         return exit(liege_worker::run(boot));
     }
 
+    liege_config::preflight::set_embedded_python(
+        liege_worker::PYTHON_SHORT,
+        liege_worker::PYTHON_EXECUTABLE,
+    );
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -34,6 +38,10 @@ fn main() -> ExitCode {
         Ok(Action::Check(text)) | Ok(Action::Help(text)) => {
             print!("{text}");
             ExitCode::SUCCESS
+        }
+        Ok(Action::Usage(text)) => {
+            eprint!("{text}");
+            ExitCode::from(2)
         }
         Ok(Action::Version) => {
             println!("liege {}", env!("CARGO_PKG_VERSION"));

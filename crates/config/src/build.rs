@@ -678,6 +678,7 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "uid" => m.uid = Some(parse_nonempty(v)?),
         "gid" => m.gid = Some(parse_nonempty(v)?),
         "no-initgroups" => m.no_initgroups = b,
+        "master-as-root" => m.master_as_root = b,
         "chroot" => m.chroot = Some(parse_path(v)?),
         "umask" => m.umask = Some(parse_octal(v)?),
         "pidfile" => m.pidfile = Some(parse_path(v)?),
@@ -690,7 +691,7 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "log-backupname" => m.log_backupname = Some(parse_path(v)?),
         "log-reopen" => m.log_reopen = b,
         "disable-logging" => w.disable_logging = b,
-        "log-format" => w.log_format = Some(parse_nonempty(v)?),
+        "log-format" => w.log_format = Some(parse_log_format(v)?),
         "log-x-forwarded-for" => w.log_x_forwarded_for = b,
         "log-date" => {
             w.log_date = if bare || v.is_empty() || v == "true" || v == "1" {

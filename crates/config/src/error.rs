@@ -87,6 +87,9 @@ pub enum ConfigError {
     /// Anything else about the command line itself (missing value, bad positional argument).
     #[error("{origin}: {message}")]
     CommandLine { origin: Origin, message: String },
+    /// A config file that is not an ini file (a broken section header, binary content).
+    #[error("{origin}: {message}")]
+    IniSyntax { origin: Origin, message: String },
 }
 
 impl ConfigError {

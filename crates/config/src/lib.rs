@@ -52,6 +52,7 @@ pub mod error;
 pub mod expand;
 pub mod logic;
 pub mod magic;
+pub mod preflight;
 pub mod registry;
 pub mod render;
 pub mod source;
@@ -105,8 +106,11 @@ pub fn parse_in_preloaded(
         && collected.files.is_empty()
         && collected.errors.is_empty()
         && collected.emperor_fd.is_none();
-    if c.help || nothing_given {
+    if c.help {
         return Ok(Action::Help(render::help()));
+    }
+    if nothing_given {
+        return Ok(Action::Usage(render::usage()));
     }
     if c.version {
         return Ok(Action::Version);
@@ -128,8 +132,18 @@ pub fn parse_in_preloaded(
         return Err(outcome.errors);
     }
     if c.check {
+        // What would certainly fail at start: errors, or warnings when lenient.
+        let mut settings = outcome.settings;
+        let problems = preflight::check(&outcome.applied, cwd);
+        if settings.lenient {
+            settings
+                .warnings
+                .extend(problems.iter().map(|e| e.to_string()));
+        } else if !problems.is_empty() {
+            return Err(problems);
+        }
         return Ok(Action::Check(render::check(
-            &outcome.settings,
+            &settings,
             &outcome.applied,
             &outcome.placeholders,
         )));

@@ -197,7 +197,7 @@ use Kind as K;
 pub const OPTIONS: &[OptDef] = &[
     // --- commands ------------------------------------------------------------------------
     o(G::Commands, "help", K::Bool, "print this help grouped by topic and exit").sh('h').al(&["usage"]),
-    o(G::Commands, "version", K::Bool, "print the liege version and exit"),
+    o(G::Commands, "version", K::Bool, "print the liege version and exit").sh('V'),
     o(G::Commands, "check", K::Bool, "parse, expand and validate the configuration, print every option with its final value and origin, and exit (liege)"),
     o(G::Commands, "lenient", K::Bool, "turn unknown and unimplemented options into warnings (liege; same as strict = false)"),
     o(G::Commands, "reload", K::Path, "send a graceful reload (SIGHUP) to the pid in PIDFILE and exit"),
@@ -315,6 +315,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Privileges, "uid", K::Str, "drop privileges to this user (name or number)"),
     o(G::Privileges, "gid", K::Str, "drop privileges to this group (name or number)"),
     o(G::Privileges, "no-initgroups", K::Bool, "do not set supplementary groups when dropping privileges"),
+    o(G::Privileges, "master-as-root", K::Bool, "the master keeps root; only the workers drop to uid/gid (each before it loads Python)"),
     o(G::Privileges, "chroot", K::Path, "chroot before dropping privileges"),
     o(G::Privileges, "umask", K::Mode, "process umask (octal)"),
     o(G::Privileges, "pidfile", K::Path, "write the master pid here (before dropping privileges)"),
@@ -327,9 +328,9 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Logging, "log-backupname", K::Path, "name of the rotated log file"),
     o(G::Logging, "log-reopen", K::Bool, "reopen the log file on reload"),
     o(G::Logging, "disable-logging", K::Bool, "no request log lines").sh('L'),
-    o(G::Logging, "log-format", K::Str, "request log line format with %(var) variables").al(&["logformat"]),
+    o(G::Logging, "log-format", K::Str, "request log line format with %(var) variables (an unknown variable is an error)").al(&["logformat"]),
     o(G::Logging, "log-x-forwarded-for", K::Bool, "log X-Forwarded-For as the remote address"),
-    o(G::Logging, "log-date", K::Str, "prefix log lines with a date (bare = default format, or a strftime format)").al(&["logdate"]).opt_arg(),
+    o(G::Logging, "log-date", K::Str, "prefix every log line (liege's own and request lines) with a date (bare = default format, or a strftime format)").al(&["logdate"]).opt_arg(),
     // --- daemons and cron ------------------------------------------------------------------
     o(G::Daemons, "attach-daemon", K::Str, "run and respawn a foreground command with the master").rep(),
     o(G::Daemons, "attach-control-daemon", K::Str, "like attach-daemon; its death stops the instance").rep(),
@@ -610,7 +611,6 @@ pub const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("close-on-exec", ""),
     ("close-on-exec2", ""),
     ("worker-exec", ""),
-    ("master-as-root", ""),
     ("vassal-sos-backlog", ""),
     ("die-on-no-workers", ""),
 ];

@@ -29,6 +29,22 @@ fn usage_of(d: &OptDef) -> String {
 }
 
 /// `liege --help`: every option, grouped.
+/// What a bare `liege` prints: the commands people need and where the full help is.
+pub fn usage() -> String {
+    format!(
+        "liege {} — a uWSGI-compatible application server for Python\n\n\
+         Usage:\n\
+         \x20 liege --http :8000 --module myproject.wsgi:application   serve a WSGI app (-w)\n\
+         \x20 liege --http :8000 --wsgi-file app.py                    serve a WSGI file\n\
+         \x20 liege app.ini                                            run what an ini file says\n\
+         \x20 liege --emperor /etc/liege/vassals                       run one master per ini file\n\n\
+         \x20 liege --check app.ini    validate a configuration and print it\n\
+         \x20 liege --help             every option, grouped by topic\n\
+         \x20 liege --version          print the version (also -V)\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 pub fn help() -> String {
     let mut out = String::new();
     let _ = writeln!(

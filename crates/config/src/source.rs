@@ -396,11 +396,19 @@ impl Loader {
                         ),
                     })
                 }
-                _ => self.out.errors.push(ConfigError::CommandLine {
+                "py" | "wsgi" if ext == "py" || self.cwd.join(file).is_file() => self.out.errors.push(ConfigError::CommandLine {
                     origin,
                     message: format!(
                         "unable to load configuration from `{arg}` (positional arguments must be *.ini files; \
                          to serve a Python file use --wsgi-file {arg})"
+                    ),
+                }),
+                _ => self.out.errors.push(ConfigError::CommandLine {
+                    origin,
+                    message: format!(
+                        "unable to load configuration from `{arg}` (positional arguments must be *.ini files; \
+                         to serve a Python module or `module:callable` use --module {arg} (-w), \
+                         for a file --wsgi-file FILE.py)"
                     ),
                 }),
             }
@@ -650,9 +658,21 @@ impl Loader {
                 Ok(t)
             }
         });
-        let text = match read {
+        let text = match read.map_err(|e| not_text(&file, e)).and_then(checked_text) {
             Ok(t) => t,
-            Err(e) => {
+            Err(IniReadError::NotText { line }) => {
+                self.out.errors.push(ConfigError::IniSyntax {
+                    origin: Origin::File {
+                        path: file.clone(),
+                        line,
+                    },
+                    message:
+                        "not an ini file: binary content (invalid UTF-8 or control characters)"
+                            .into(),
+                });
+                return;
+            }
+            Err(IniReadError::Io(e)) => {
                 self.out.errors.push(ConfigError::Read {
                     option: option.to_string(),
                     path: file.display().to_string(),
@@ -704,7 +724,18 @@ impl Loader {
             };
             let line = line.trim_matches(INI_BLANKS);
             if line.starts_with('[') {
-                // uWSGI drops the first and last characters and validates nothing else.
+                // uWSGI drops the first and last characters and validates nothing else; liege
+                // refuses a header that does not end in `]` (a truncated or mangled file
+                // would otherwise start with none of its options).
+                if !line.ends_with(']') || line.len() < 2 {
+                    self.out.errors.push(ConfigError::IniSyntax {
+                        origin,
+                        message: format!(
+                            "broken section header `{line}`: expected `[name]` (not an ini file?)"
+                        ),
+                    });
+                    return;
+                }
                 let mut chars = line.chars();
                 chars.next();
                 chars.next_back();
@@ -839,6 +870,51 @@ fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Res
         )));
     }
     Ok(text)
+}
+
+/// Why a config file could not be read as text.
+#[derive(Debug)]
+enum IniReadError {
+    Io(std::io::Error),
+    /// Invalid UTF-8, NUL or another control character (other than tab, CR, LF, form feed)
+    /// on this 1-based line.
+    NotText {
+        line: usize,
+    },
+}
+
+fn line_of(bytes: &[u8], at: usize) -> usize {
+    bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// A read error; invalid UTF-8 becomes [`IniReadError::NotText`] with the line of the first
+/// bad byte (the file is read again, bounded, to find it).
+fn not_text(path: &Path, e: std::io::Error) -> IniReadError {
+    use std::io::Read;
+    if e.kind() != std::io::ErrorKind::InvalidData {
+        return IniReadError::Io(e);
+    }
+    let mut bytes = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_SIZE).read_to_end(&mut bytes));
+    match (read, std::str::from_utf8(&bytes)) {
+        (Ok(_), Err(u)) => IniReadError::NotText {
+            line: line_of(&bytes, u.valid_up_to()),
+        },
+        _ => IniReadError::Io(e),
+    }
+}
+
+/// The text of a config file, unless it holds control characters (NUL and the like, other
+/// than tab, CR, LF and form feed): then it is not an ini file.
+fn checked_text(text: String) -> Result<String, IniReadError> {
+    let control = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c)) || b == 0x7f;
+    match text.bytes().position(control) {
+        Some(at) => Err(IniReadError::NotText {
+            line: line_of(text.as_bytes(), at),
+        }),
+        None => Ok(text),
+    }
 }
 
 /// Split `file.ini:section` at the last `:` after the final `/` (uWSGI §1.2).

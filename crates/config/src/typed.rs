@@ -221,6 +221,8 @@ pub struct MasterConfig {
     pub uid: Option<String>,
     pub gid: Option<String>,
     pub no_initgroups: bool,
+    /// `master-as-root`: the master keeps root, the workers drop to `uid`/`gid`.
+    pub master_as_root: bool,
     pub chroot: Option<PathBuf>,
     /// `processes` / `workers` (default 1).
     pub processes: u32,
@@ -348,6 +350,8 @@ pub enum Action {
     Check(String),
     /// `--help`: the rendered help text.
     Help(String),
+    /// No arguments at all: a short usage (printed to stderr, exit code 2).
+    Usage(String),
     /// `--version`.
     Version,
     /// `--reload PIDFILE`: send SIGHUP to the pid in the file.
@@ -377,6 +381,18 @@ pub struct WorkerBoot {
     /// The shared scoreboard and this worker's slot in it (absent: accept without balancing).
     #[serde(default)]
     pub scoreboard: Option<ScoreboardRef>,
+    /// `master-as-root`: the identity the worker drops to first thing (the master stays
+    /// root). Resolved by the master (groups included) before any chroot.
+    #[serde(default)]
+    pub drop_to: Option<DropTo>,
+}
+
+/// An identity to switch to: supplementary groups, then gid, then uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropTo {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub groups: Vec<u32>,
 }
 
 /// Where a worker finds the master's scoreboard (`liege_sys::scoreboard`).
@@ -448,6 +464,7 @@ impl Default for MasterConfig {
             uid: None,
             gid: None,
             no_initgroups: false,
+            master_as_root: false,
             chroot: None,
             processes: 1,
             pidfile: None,

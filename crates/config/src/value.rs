@@ -115,6 +115,72 @@ pub fn parse_nonempty(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// The `%(name)` variables a `log-format` template may use (besides `var.NAME`); the
+/// worker's renderer (liege-worker `logfmt`) implements each.
+pub const LOG_FORMAT_VARS: &[&str] = &[
+    "uri",
+    "method",
+    "user",
+    "addr",
+    "host",
+    "proto",
+    "uagent",
+    "referer",
+    "status",
+    "rsize",
+    "hsize",
+    "size",
+    "cl",
+    "micros",
+    "msecs",
+    "secs",
+    "tmsecs",
+    "tmicros",
+    "time",
+    "ltime",
+    "ftime",
+    "ctime",
+    "epoch",
+    "pid",
+    "wid",
+    "core",
+    "switches",
+    "vars",
+    "pktsize",
+    "modifier1",
+    "modifier2",
+    "headers",
+    "werr",
+    "rerr",
+    "ioerr",
+    "vsz",
+    "rss",
+    "vszM",
+    "rssM",
+];
+
+/// A `log-format` template: every `%(name)` must be a known variable or `var.NAME`.
+pub fn parse_log_format(value: &str) -> Result<String, String> {
+    let v = parse_nonempty(value)?;
+    let mut rest = v.as_str();
+    while let Some(i) = rest.find("%(") {
+        let Some(end) = rest[i + 2..].find(')') else {
+            break;
+        };
+        let name = &rest[i + 2..i + 2 + end];
+        let known = LOG_FORMAT_VARS.contains(&name)
+            || name.strip_prefix("var.").is_some_and(|n| !n.is_empty());
+        if !known {
+            return Err(format!(
+                "unknown log variable `%({name})` (known: {}, and var.NAME for a request variable)",
+                LOG_FORMAT_VARS.join(" ")
+            ));
+        }
+        rest = &rest[i + 2 + end + 1..];
+    }
+    Ok(v)
+}
+
 /// Longest unix socket path the kernel accepts (`sun_path` is 108 bytes including the NUL).
 pub const MAX_UNIX_PATH: usize = 107;
 

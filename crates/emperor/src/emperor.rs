@@ -1765,13 +1765,28 @@ async fn watch_child(
             return;
         }
     };
+    let last_error = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let mut relay = child
+        .stderr
+        .take()
+        .map(|e| tokio::spawn(relay_stderr(e, last_error.clone())));
     let mut buf = [0u8; 64];
     let mut pipe_open = true;
     let mut ctl_open = true;
     loop {
         tokio::select! {
             st = child.wait() => {
-                send(ChildKind::Exited(describe(st)));
+                // The vassal's last lines may still be in the pipe (its workers can hold it a
+                // moment longer): read them, within a bound.
+                if let Some(r) = relay.take() {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), r).await;
+                }
+                let how = describe(st);
+                let how = match last_error.lock().ok().and_then(|mut l| l.take()) {
+                    Some(line) => format!("{how}; last error: {line}"),
+                    None => how,
+                };
+                send(ChildKind::Exited(how));
                 return;
             }
             r = rd.read(&mut buf), if pipe_open => match r {
@@ -1794,6 +1809,49 @@ async fn watch_child(
             },
         }
     }
+}
+
+/// Copy a vassal's stderr to ours line by line, keeping the last error line (liege's
+/// `ERROR:` lines, uWSGI-style `*** ... ***` and Python exception lines) in `last`.
+async fn relay_stderr(
+    stderr: std::os::fd::OwnedFd,
+    last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let stderr = match tokio::net::unix::pipe::Receiver::from_owned_fd(stderr) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("a vassal's stderr pipe is unusable: {e}");
+            return;
+        }
+    };
+    let mut rd = tokio::io::BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match rd.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        {
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(&line);
+        }
+        let text = String::from_utf8_lossy(&line);
+        if let Some(cause) = error_line(text.trim_end()) {
+            if let Ok(mut l) = last.lock() {
+                *l = Some(cause);
+            }
+        }
+    }
+}
+
+/// The message of an error line of a vassal's log, if it is one: `liege[pid] role ERROR: msg`
+/// gives `msg`.
+fn error_line(line: &str) -> Option<String> {
+    let (_, msg) = line.split_once(" ERROR: ")?;
+    let msg = msg.trim();
+    (!msg.is_empty()).then(|| msg.chars().take(400).collect())
 }
 
 enum StatsListener {

@@ -38,6 +38,7 @@ use liege_config::Settings;
 /// Run the emperor until it stops; returns the process exit code.
 pub fn run(settings: Settings) -> i32 {
     liege_sys::log::init("emperor");
+    liege_sys::log::set_date(settings.master.worker.log_date.clone());
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }

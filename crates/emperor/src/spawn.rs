@@ -156,9 +156,13 @@ impl Launcher {
             pdeathsig: Some(libc::SIGKILL),
             parent: Some(std::process::id() as libc::pid_t),
         };
+        // stderr: a pipe the emperor relays to its own stderr, remembering the last error
+        // line so the status can name why a vassal died (`watch_child`).
+        let (err_rd, err_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         // stdin: /dev/null, or the on-demand listening socket (the vassal adopts fd 0).
         let stdio = liege_sys::spawn::ChildStdio {
             stdin: on_demand.map(|f| f.as_raw_fd()),
+            stderr: Some(err_wr.as_raw_fd()),
             ..Default::default()
         };
         let pid = liege_sys::spawn::spawn_exec(
@@ -169,7 +173,10 @@ impl Launcher {
             &pre,
         )?;
         drop(theirs);
-        Ok((Proc::new(pid)?, ours))
+        drop(err_wr);
+        let mut proc = Proc::new(pid)?;
+        proc.stderr = Some(err_rd);
+        Ok((proc, ours))
     }
 
     /// Start the check of a tyrant vassal's file: `liege --check` run as the file's owner in
@@ -232,6 +239,8 @@ pub struct Proc {
     pub pid: i32,
     pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
     done: Option<std::process::ExitStatus>,
+    /// The read end of the vassal's stderr pipe (vassals only), for the caller to relay.
+    pub stderr: Option<OwnedFd>,
 }
 
 impl Proc {
@@ -249,6 +258,7 @@ impl Proc {
                 pid,
                 pidfd,
                 done: None,
+                stderr: None,
             }),
             Err(e) => {
                 // Not watchable: do not leave it running unsupervised.

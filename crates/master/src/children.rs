@@ -33,6 +33,8 @@ pub struct RealChildren {
     /// slot. `None` if it could not be created (workers then accept without balancing).
     scoreboard: Option<(liege_sys::scoreboard::Scoreboard, OwnedFd)>,
     slots: BTreeMap<i32, u32>,
+    /// `master-as-root`: the identity each worker drops to.
+    pub drop_to: Option<liege_config::DropTo>,
 }
 
 /// The master's environment without the variables only the master may see (for attached
@@ -84,6 +86,7 @@ impl RealChildren {
                 }
             },
             slots: BTreeMap::new(),
+            drop_to: None,
         }
     }
 
@@ -130,6 +133,14 @@ impl RealChildren {
         }
     }
 
+    /// A worker's live counters from its scoreboard slot (published after every request;
+    /// the control socket's `Stats` come at most once a second).
+    pub fn live(&self, pid: i32) -> Option<liege_sys::scoreboard::Live> {
+        let (sb, _) = self.scoreboard.as_ref()?;
+        let slot = *self.slots.get(&pid)?;
+        Some(sb.slot(slot).live())
+    }
+
     /// The lowest scoreboard slot no live worker holds.
     fn free_slot(&self) -> Option<u32> {
         self.scoreboard.as_ref()?;
@@ -168,6 +179,7 @@ impl Children for RealChildren {
             master_pid: self.master_pid,
             config: cfg.clone(),
             scoreboard,
+            drop_to: self.drop_to.clone(),
         };
         let json = serde_json::to_string(&boot).map_err(std::io::Error::other)?;
         let env = worker_env(&self.base_env, cfg, json);

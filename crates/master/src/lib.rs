@@ -42,6 +42,7 @@ pub const EXIT_NO_APP: i32 = 22;
 /// Run a master until it stops; returns the process exit code.
 pub fn run(settings: Settings) -> i32 {
     liege_sys::log::init("master");
+    liege_sys::log::set_date(settings.master.worker.log_date.clone());
     // The original command line, for re-parsing on reload.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let env: Vec<(String, String)> = std::env::vars_os()

@@ -36,8 +36,8 @@ pub enum BootError {
     Credentials(#[from] liege_sys::creds::CredError),
 }
 
-/// Log-file state for `logto`/`daemonize` with `log-maxsize`: workers write into a pipe the
-/// master relays to the file, so only the master ever holds the file and rotation is clean.
+/// Log-file state for `logto`/`daemonize`: workers write into a pipe the master relays to the
+/// file, so only the master ever holds the file and reopening or rotating it is clean.
 struct LogRelay {
     path: PathBuf,
     maxsize: Option<u64>,
@@ -62,6 +62,8 @@ impl LogRelay {
     }
 
     fn reopen(&self) {
+        // What workers wrote before the reopen goes to the file it was written for.
+        self.relay();
         match liege_sys::logfile::open(&self.path) {
             Ok(f) => {
                 let _ = liege_sys::logfile::redirect_stdio(&f);
@@ -114,9 +116,10 @@ pub struct Master {
     loyal_sent: bool,
     /// Byte 1 ("spawned") went to the emperor (sent once per master lifetime).
     spawned_sent: bool,
-    /// The code `run` returns (22 when the first generation cannot load the app under an
-    /// emperor).
+    /// The code `run` returns (22 when the first generation cannot load the app).
     exit_code: i32,
+    /// The last `LoadFailed` a worker sent (the Python exception in one line).
+    last_load_error: Option<String>,
     /// Last sign of traffic (for `idle`).
     last_activity: Instant,
     last_tick: Instant,
@@ -220,19 +223,18 @@ impl Master {
             (None, None) => None,
         };
         if let Some(path) = logpath {
-            let (pipe_read, pipe_write) = if cfg.log_maxsize.is_some() {
-                match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-                    Ok((r, w)) => {
-                        let _ = liege_sys::fd::set_nonblocking(r.as_raw_fd(), true);
-                        (Some(r), Some(w))
-                    }
-                    Err(e) => {
-                        tracing::error!("log-maxsize: cannot create the log pipe: {e}");
-                        (None, None)
-                    }
+            // Workers always write into a pipe the master relays to the file: a reopen
+            // (`touch-logreopen`, FIFO `l`, `log-reopen`) or a rotation then moves every
+            // process's output to the new file at once.
+            let (pipe_read, pipe_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok((r, w)) => {
+                    let _ = liege_sys::fd::set_nonblocking(r.as_raw_fd(), true);
+                    (Some(r), Some(w))
                 }
-            } else {
-                (None, None)
+                Err(e) => {
+                    tracing::error!("cannot create the log pipe (workers keep the file open): {e}");
+                    (None, None)
+                }
             };
             log = Some(LogRelay {
                 path,
@@ -300,19 +302,46 @@ impl Master {
         if sockets.listeners.is_empty() {
             tracing::warn!("no socket configured: workers will have nothing to accept on");
         }
-        liege_sys::creds::chroot_and_drop(cfg.chroot.as_deref(), &identity)?;
+        // master-as-root: the master only chroots; each worker drops to the identity itself
+        // before it loads Python.
+        let drop_to = if cfg.master_as_root
+            && nix::unistd::geteuid().is_root()
+            && (identity.uid.is_some() || identity.gid.is_some())
+        {
+            Some(liege_sys::creds::drop_to_for_workers(&identity)?)
+        } else {
+            None
+        };
+        let own_identity = if drop_to.is_some() {
+            liege_sys::creds::Identity {
+                uid: None,
+                gid: None,
+                initgroups: false,
+            }
+        } else {
+            identity.clone()
+        };
+        liege_sys::creds::chroot_and_drop(cfg.chroot.as_deref(), &own_identity)?;
         if let Some(dir) = &cfg.chroot {
             tracing::info!("chroot to {}", dir.display());
         }
-        if identity.uid.is_some() || identity.gid.is_some() {
+        if drop_to.is_none() && (identity.uid.is_some() || identity.gid.is_some()) {
             tracing::info!(
                 "running as uid {} gid {}",
                 nix::unistd::getuid(),
                 nix::unistd::getgid()
             );
         }
-        if nix::unistd::geteuid().is_root() {
-            tracing::warn!("the app will run as root (set uid/gid to drop privileges)");
+        match &drop_to {
+            Some(d) => tracing::info!(
+                "master-as-root: the master keeps root; workers run as uid {} gid {}",
+                d.uid.map_or("-".to_string(), |u| u.to_string()),
+                d.gid.map_or("-".to_string(), |g| g.to_string()),
+            ),
+            None if nix::unistd::geteuid().is_root() => {
+                tracing::warn!("the app will run as root (set uid/gid to drop privileges)")
+            }
+            None => {}
         }
         for (p, atomic) in [(&cfg.pidfile2, false), (&cfg.safe_pidfile, true)] {
             if let Some(p) = p {
@@ -330,6 +359,7 @@ impl Master {
         let fifos = Fifos::create(&cfg.master_fifo);
         let touches = touches_of(&cfg);
         let mut children = RealChildren::new(exe, env.clone());
+        children.drop_to = drop_to;
         children.listeners = sockets.inherited();
         children.stdio = log
             .as_ref()
@@ -365,6 +395,7 @@ impl Master {
             spawned_sent: false,
             exit_code: 0,
             last_activity: now,
+            last_load_error: None,
             last_tick: now,
             last_heartbeat: now,
         })
@@ -500,6 +531,7 @@ impl Master {
                     &self.sup,
                     &self.sockets,
                     &self.daemons.stats(),
+                    &|pid| self.children.live(pid),
                 );
             }
             for a in actions {
@@ -603,6 +635,7 @@ impl Master {
                     self.sup.on_busy(pid, Some(ago), now)
                 }
                 FromWorker::Idle => self.sup.on_busy(pid, None, now),
+                FromWorker::LoadFailed { error } => self.last_load_error = Some(error),
             }
         }
     }
@@ -612,8 +645,10 @@ impl Master {
             // Read what the worker said before dying (e.g. a Ready racing its exit).
             if let Some(msgs) = self.children.read(pid) {
                 for m in msgs {
-                    if let FromWorker::Stats(s) = m {
-                        self.sup.on_stats(pid, s);
+                    match m {
+                        FromWorker::Stats(s) => self.sup.on_stats(pid, s),
+                        FromWorker::LoadFailed { error } => self.last_load_error = Some(error),
+                        _ => {}
                     }
                 }
             }
@@ -676,15 +711,18 @@ impl Master {
                 }
                 Notice::Stopped => {}
                 Notice::FirstBootFailed { id, exit } => {
-                    // uWSGI: a vassal whose app cannot be imported exits 22, so the emperor
-                    // backs off and shows the failure. Standalone, we keep retrying.
-                    if self.emperor_fd.is_some()
-                        && exit == liege_sys::spawn::Exit::Code(crate::EXIT_NO_APP)
+                    // uWSGI: an app that cannot be imported makes the whole server exit 22,
+                    // standalone or under an emperor (which then backs off and shows it).
+                    if exit == liege_sys::spawn::Exit::Code(crate::EXIT_NO_APP)
                         && !matches!(self.sup.phase, Phase::Stopping { .. } | Phase::Stopped)
                     {
+                        let cause = self
+                            .last_load_error
+                            .take()
+                            .unwrap_or_else(|| format!("worker {id} exited: {exit}"));
                         tracing::error!(
-                            "worker {id} could not load the app ({exit}) and no worker was \
-                             ever ready: exiting with code {} so the emperor retries later",
+                            "no app loaded: {cause}; no worker was ever ready: \
+                             *** GAME OVER *** (exit code {})",
                             crate::EXIT_NO_APP
                         );
                         self.exit_code = crate::EXIT_NO_APP;

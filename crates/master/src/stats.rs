@@ -4,7 +4,7 @@
 
 use crate::sockets::Sockets;
 use crate::state::WorkerState;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Supervisor, Worker};
 use serde::Serialize;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -84,11 +84,20 @@ struct Core {
     req_info: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A worker's live counters (from its scoreboard slot) by pid.
+pub type LiveFn<'a> = &'a dyn Fn(i32) -> Option<liege_sys::scoreboard::Live>;
+
 /// Render the stats JSON (tab-indented like uWSGI, or minified).
+///
+/// Freshness: `requests`, `tx`, `running_time` and `avg_rt` come from the scoreboard, written
+/// by the worker after each request (live); `exceptions`, `rss`, `vsz` and `in_request` come
+/// from the worker's `Stats` message (at most a second old while there is traffic); `status`
+/// from `Busy`/`Idle` (at most a second old).
 pub fn render(
     sup: &Supervisor,
     sockets: &Sockets,
     daemons: &[(String, i32, u64)],
+    live: LiveFn<'_>,
     minified: bool,
 ) -> Vec<u8> {
     let mut listen_queue = 0;
@@ -117,6 +126,17 @@ pub fn render(
         .into_iter()
         .map(|w| {
             let accepting = matches!(w.state, WorkerState::Ready { .. });
+            let mut st = w.stats.clone();
+            if let Some(l) = live(w.pid).filter(|l| l.requests >= st.requests) {
+                st.requests = l.requests;
+                st.tx = st.tx.max(l.tx);
+                st.running_time = st.running_time.max(l.running_time);
+                st.avg_rt = l.avg_rt;
+            }
+            let w = Worker {
+                stats: st,
+                ..w.clone()
+            };
             Wk {
                 id: w.id,
                 pid: w.pid,
@@ -301,6 +321,7 @@ impl StatsServer {
         sup: &Supervisor,
         sockets: &Sockets,
         daemons: &[(String, i32, u64)],
+        live: LiveFn<'_>,
     ) {
         if revents.first().is_some_and(|&r| r != 0) {
             loop {
@@ -308,7 +329,7 @@ impl StatsServer {
                 else {
                     break;
                 };
-                let body = render(sup, sockets, daemons, self.minified);
+                let body = render(sup, sockets, daemons, live, self.minified);
                 let mut buf = Vec::new();
                 if self.http {
                     // One read (ignored), as uWSGI does.

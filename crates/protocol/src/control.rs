@@ -22,6 +22,11 @@ pub enum FromWorker {
         since_unix_ms: u64,
     },
     Idle,
+    /// The app could not be loaded (sent just before the worker exits with code 22): the
+    /// Python exception in one line (type, message, file and line).
+    LoadFailed {
+        error: String,
+    },
 }
 
 /// Master → worker.

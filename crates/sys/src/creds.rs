@@ -121,6 +121,54 @@ impl Identity {
     }
 }
 
+/// For `master-as-root`: what a worker must switch to (the supplementary groups resolved
+/// now, while /etc is reachable: initgroups' list, or just the gid).
+pub fn drop_to_for_workers(id: &Identity) -> Result<liege_config::DropTo, CredError> {
+    let groups = match (id.gid, &id.uid, id.initgroups) {
+        (
+            Some(gid),
+            Some(ResolvedUser {
+                name: Some(name), ..
+            }),
+            true,
+        ) => {
+            let c =
+                CString::new(name.as_str()).map_err(|_| CredError::Groups(nix::Error::EINVAL))?;
+            nix::unistd::getgrouplist(&c, Gid::from_raw(gid))
+                .map_err(CredError::Groups)?
+                .into_iter()
+                .map(|g| g.as_raw())
+                .collect()
+        }
+        (Some(gid), _, _) => vec![gid],
+        (None, _, _) => Vec::new(),
+    };
+    Ok(liege_config::DropTo {
+        uid: id.uid.as_ref().map(|u| u.uid),
+        gid: id.gid,
+        groups,
+    })
+}
+
+/// Switch to `to` (a worker under `master-as-root`): groups, gid, uid, then check that
+/// setuid(0) fails.
+pub fn drop_to(to: &liege_config::DropTo) -> Result<(), CredError> {
+    let groups: Vec<Gid> = to.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&groups).map_err(CredError::Groups)?;
+    if let Some(gid) = to.gid {
+        nix::unistd::setgid(Gid::from_raw(gid))
+            .map_err(|source| CredError::SetGid { gid, source })?;
+    }
+    if let Some(uid) = to.uid {
+        nix::unistd::setuid(Uid::from_raw(uid))
+            .map_err(|source| CredError::SetUid { uid, source })?;
+        if uid != 0 && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+            return Err(CredError::CanRegainRoot);
+        }
+    }
+    Ok(())
+}
+
 /// chroot (if asked), then drop to `id` (groups, gid, uid), then check setuid(0) fails.
 /// Does nothing about identity when `id.uid`/`id.gid` are both None.
 pub fn chroot_and_drop(chroot: Option<&Path>, id: &Identity) -> Result<(), CredError> {

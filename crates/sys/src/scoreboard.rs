@@ -3,13 +3,17 @@
 //! is accepting. Workers read it to share new connections fairly (see liege-worker's
 //! acceptor); the master clears a slot when it reaps the worker that used it.
 //!
+//! Each worker also publishes its request counters there after every request, so the
+//! master's stats are live without a round-trip to a busy worker.
+//!
 //! Layout: `SLOTS` cache-line-sized slots; each holds two `AtomicU32`s (accepting pid or 0,
-//! open connections). Only atomics are read or written through the mapping.
+//! open connections) and four `AtomicU64` counters (requests, bytes sent, summed and average
+//! request time). Only atomics are read or written through the mapping.
 
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Number of slots (workers of two generations fit easily; a worker without a slot accepts
 /// without balancing).
@@ -35,7 +39,49 @@ pub struct Slot {
     pub accepting: AtomicU32,
     /// Connections the worker holds open.
     pub active: AtomicU32,
+    /// Requests completed (written last by [`Slot::publish`]).
+    pub requests: AtomicU64,
+    /// Bytes sent.
+    pub tx: AtomicU64,
+    /// µs, summed request time.
+    pub running_time: AtomicU64,
+    /// µs, average request time as the worker computes it.
+    pub avg_rt: AtomicU64,
 }
+
+/// A worker's counters as read from its slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Live {
+    pub requests: u64,
+    pub tx: u64,
+    pub running_time: u64,
+    pub avg_rt: u64,
+}
+
+impl Slot {
+    /// Publish the counters (the worker, after each request). `requests` is stored last, so
+    /// a reader that sees it sees the other counters of that request or later.
+    pub fn publish(&self, live: Live) {
+        self.tx.store(live.tx, Ordering::Relaxed);
+        self.running_time
+            .store(live.running_time, Ordering::Relaxed);
+        self.avg_rt.store(live.avg_rt, Ordering::Relaxed);
+        self.requests.store(live.requests, Ordering::Release);
+    }
+
+    /// Read the counters (the master).
+    pub fn live(&self) -> Live {
+        let requests = self.requests.load(Ordering::Acquire);
+        Live {
+            requests,
+            tx: self.tx.load(Ordering::Relaxed),
+            running_time: self.running_time.load(Ordering::Relaxed),
+            avg_rt: self.avg_rt.load(Ordering::Relaxed),
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() <= SLOT_BYTES);
 
 impl Scoreboard {
     /// Create a zeroed scoreboard (in the master). The fd is close-on-exec; the master passes
@@ -89,7 +135,7 @@ impl Scoreboard {
     pub fn slot(&self, i: u32) -> &Slot {
         assert!(i < SLOTS, "scoreboard slot {i} out of range");
         // SAFETY: in bounds (checked), aligned (64-byte slots in a page-aligned mapping), and
-        // Slot is two AtomicU32 that are valid for any bit pattern.
+        // Slot is atomics only (repr(C), at most SLOT_BYTES), valid for any bit pattern.
         unsafe { &*(self.base.as_ptr().add(i as usize * SLOT_BYTES) as *const Slot) }
     }
 
@@ -98,6 +144,7 @@ impl Scoreboard {
         let s = self.slot(i);
         s.accepting.store(0, Ordering::Release);
         s.active.store(0, Ordering::Release);
+        s.publish(Live::default());
     }
 
     /// The fewest connections held by a worker other than `me` that is accepting, if any.
@@ -131,7 +178,16 @@ mod tests {
         assert_eq!(b.slot(3).active.load(Ordering::Acquire), 7);
         assert_eq!(b.min_other_active(0), Some(7));
         assert_eq!(b.min_other_active(3), None);
+        let live = Live {
+            requests: 5,
+            tx: 100,
+            running_time: 7,
+            avg_rt: 2,
+        };
+        a.slot(3).publish(live);
+        assert_eq!(b.slot(3).live(), live);
         a.clear(3);
         assert_eq!(b.min_other_active(0), None);
+        assert_eq!(b.slot(3).live(), Live::default());
     }
 }

@@ -35,6 +35,24 @@ pub struct Ctx {
     pub wid: u32,
     /// Per Python thread: unix ms when its current request started, 0 when idle.
     pub busy_since: Vec<AtomicU64>,
+    /// This worker's scoreboard slot, where [`Ctx::finish`] publishes the counters for the
+    /// master's stats (its own mapping, separate from the acceptor's).
+    pub live: Option<LiveSlot>,
+}
+
+/// A mapping of the scoreboard and this worker's slot in it.
+pub struct LiveSlot {
+    sb: liege_sys::scoreboard::Scoreboard,
+    slot: u32,
+}
+
+impl LiveSlot {
+    pub fn open(r: &liege_config::ScoreboardRef) -> std::io::Result<LiveSlot> {
+        Ok(LiveSlot {
+            sb: liege_sys::scoreboard::Scoreboard::open(r.fd)?,
+            slot: r.slot,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -103,7 +121,16 @@ impl Ctx {
             if avg == 0 { us } else { (avg + us) / 2 },
             Ordering::Relaxed,
         );
-        self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1
+        let n = self.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(l) = &self.live {
+            l.sb.slot(l.slot).publish(liege_sys::scoreboard::Live {
+                requests: n,
+                tx: self.stats.tx.load(Ordering::Relaxed),
+                running_time: self.stats.running_time.load(Ordering::Relaxed),
+                avg_rt: self.stats.avg_rt.load(Ordering::Relaxed),
+            });
+        }
+        n
     }
 
     /// The start (unix ms) of the oldest request running in Python, if any.
@@ -274,13 +301,7 @@ impl LogRecord {
         };
         let line = match &ctx.cfg.log_date {
             None => line,
-            Some(f) if f.is_empty() => {
-                format!("{} - {line}", crate::logfmt::ctime(SystemTime::now()))
-            }
-            Some(f) => format!(
-                "{}{line}",
-                crate::logfmt::local_strftime(SystemTime::now(), f)
-            ),
+            Some(f) => format!("{}{line}", liege_sys::log::date_prefix(Some(f))),
         };
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }

@@ -43,6 +43,10 @@ use tokio::signal::unix::{signal, SignalKind};
 /// Exit code when the app cannot be loaded and `need-app` is on (uWSGI's).
 pub const EXIT_NO_APP: i32 = 22;
 
+/// `major.minor` and executable of the Python the worker embeds (for `--check`).
+pub const PYTHON_SHORT: &str = liege_wsgi::interp::BUILT_SHORT;
+pub const PYTHON_EXECUTABLE: &str = liege_wsgi::interp::BUILT_EXECUTABLE;
+
 /// The worker's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -75,6 +79,15 @@ fn transition(phase: Phase, ev: Event) -> Phase {
 /// Run a worker until it is told to stop; returns the process exit code.
 pub fn run(boot: WorkerBoot) -> i32 {
     liege_sys::log::init(&format!("worker {}", boot.id));
+    liege_sys::log::set_date(boot.config.log_date.clone());
+    // master-as-root: drop to uid/gid before anything else (Python, the app, env);
+    // first, since a change of credentials clears the parent-death signal orphan_guard sets.
+    if let Some(to) = &boot.drop_to {
+        if let Err(e) = liege_sys::creds::drop_to(to) {
+            tracing::error!("cannot drop privileges (master-as-root): {e}");
+            return 1;
+        }
+    }
     if let Err(code) = orphan_guard(boot.master_pid) {
         return code;
     }
@@ -129,10 +142,17 @@ pub fn run(boot: WorkerBoot) -> i32 {
             tracing::error!("cannot load the app: {e}");
             if cfg.app.need_app {
                 tracing::error!("*** no app loaded. GAME OVER *** (need-app)");
+                // The master names the cause when it gives up (first generation).
+                if let Ok(c) = Control::adopt(boot.control_fd) {
+                    c.send(&FromWorker::LoadFailed {
+                        error: e.to_string(),
+                    });
+                }
                 return EXIT_NO_APP;
             }
             tracing::warn!("need-app = false: every request will get a 500");
-            Err(e.to_string())
+            // Said once above; each request only points back here (as uWSGI does).
+            Err("no python application found, check the start-up log for errors".to_string())
         }
     };
     if let Some(dir) = &cfg.app.chdir2 {
@@ -188,6 +208,11 @@ pub fn run(boot: WorkerBoot) -> i32 {
         add_headers,
         max_requests,
         busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        live: boot.scoreboard.as_ref().and_then(|r| {
+            ctx::LiveSlot::open(r)
+                .map_err(|e| tracing::warn!("scoreboard: {e}; stats will lag by up to 1 s"))
+                .ok()
+        }),
         statics: statics::Statics::new(&cfg.statics),
         log_format: cfg.log_format.as_deref().map(logfmt::LogFormat::parse),
         wid: boot.id,

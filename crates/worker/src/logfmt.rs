@@ -2,8 +2,9 @@
 //!
 //! Supported: uri method user addr host proto uagent referer status rsize hsize size cl micros
 //! msecs secs tmsecs tmicros time ltime ftime ctime epoch pid wid core switches vars pktsize
-//! modifier1 modifier2 headers werr rerr ioerr vsz rss vszM rssM and `var.NAME`. Any other
-//! name (uWSGI's app-set logvars and metrics) renders as `-`.
+//! modifier1 modifier2 headers werr rerr ioerr vsz rss vszM rssM and `var.NAME`
+//! (`liege_config::value::LOG_FORMAT_VARS`). The config layer refuses any other name (uWSGI's
+//! app-set logvars and metrics); should one get here it renders as `-`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -105,29 +106,7 @@ fn unix(t: SystemTime) -> Duration {
     t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
 }
 
-/// strftime of a local time.
-pub fn local_strftime(t: SystemTime, fmt: &str) -> String {
-    let secs = unix(t).as_secs() as libc::time_t;
-    let Ok(cfmt) = std::ffi::CString::new(fmt) else {
-        return String::new();
-    };
-    let mut buf = [0u8; 128];
-    // SAFETY: tm is written by localtime_r before use; strftime writes at most buf.len()
-    // bytes and returns how many.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&secs, &mut tm).is_null() {
-            return String::new();
-        }
-        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), cfmt.as_ptr(), &tm);
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-}
-
-/// `ctime()` of a time, without the trailing newline (the default log line's date).
-pub fn ctime(t: SystemTime) -> String {
-    local_strftime(t, "%a %b %e %H:%M:%S %Y")
-}
+pub use liege_sys::log::{ctime, local_strftime};
 
 fn render_var(out: &mut String, name: &str, f: &Fields<'_>) {
     let mem = || {

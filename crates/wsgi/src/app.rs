@@ -25,11 +25,37 @@ impl LoadError {
         }
     }
     fn py(py: Python<'_>, context: String, e: PyErr) -> Self {
+        let at = match error_location(py, &e) {
+            Some((file, line)) => format!(" ({file} line {line})"),
+            None => String::new(),
+        };
         LoadError {
-            message: format!("{context}: {e}"),
+            message: format!("{context}: {e}{at}"),
             traceback: Some(format_traceback(py, &e)),
         }
     }
+}
+
+/// Where `e` was raised: the `filename`/`lineno` of a SyntaxError, else the innermost frame
+/// of its traceback.
+fn error_location(py: Python<'_>, e: &PyErr) -> Option<(String, u32)> {
+    let value = e.value(py);
+    if e.is_instance_of::<pyo3::exceptions::PySyntaxError>(py) {
+        let file: Option<String> = value.getattr("filename").ok()?.extract().ok()?;
+        let line: Option<u32> = value.getattr("lineno").ok()?.extract().ok()?;
+        return Some((file?, line?));
+    }
+    let tb = e.traceback(py)?;
+    let frames = py
+        .import("traceback")
+        .ok()?
+        .call_method1("extract_tb", (tb,))
+        .ok()?;
+    let last = frames.get_item(-1).ok()?;
+    Some((
+        last.getattr("filename").ok()?.extract().ok()?,
+        last.getattr("lineno").ok()?.extract().ok()?,
+    ))
 }
 
 /// The formatted traceback of `e` (falls back to its `str`).
@@ -182,7 +208,45 @@ fn callable_of(
                 .unwrap_or_default()
         )));
     }
+    if is_asgi(py, &app) {
+        return Err(LoadError::msg(format!(
+            "{modname}:{name} is an ASGI app (an `async def` taking scope, receive, send); \
+             liege serves WSGI only. Wrap it with an ASGI-to-WSGI adapter such as a2wsgi \
+             (`from a2wsgi import ASGIMiddleware; application = ASGIMiddleware(app)`), or point \
+             `module` at the project's WSGI entry point (Django: `myproject.wsgi`, not `asgi`)"
+        )));
+    }
     Ok(app.unbind())
+}
+
+/// An ASGI app: a coroutine function, or an object whose `__call__` is one (Starlette,
+/// FastAPI, Django's `ASGIHandler`). Called with a WSGI environ it would only return a
+/// coroutine, so every request would fail.
+fn is_asgi(py: Python<'_>, app: &Bound<'_, PyAny>) -> bool {
+    let r: PyResult<bool> = (|| {
+        let inspect = py.import("inspect")?;
+        let is_coro = |o: &Bound<'_, PyAny>| -> PyResult<bool> {
+            inspect
+                .getattr("iscoroutinefunction")?
+                .call1((o,))?
+                .extract::<bool>()
+        };
+        if is_coro(app)? {
+            return Ok(true);
+        }
+        if inspect
+            .getattr("isroutine")?
+            .call1((app,))?
+            .extract::<bool>()?
+        {
+            return Ok(false);
+        }
+        match app.get_type().getattr("__call__") {
+            Ok(call) => is_coro(&call),
+            Err(_) => Ok(false),
+        }
+    })();
+    r.unwrap_or(false)
 }
 
 /// Execute a file as a module named like uWSGI does (`uwsgi_file_<mangled path>`).
