@@ -148,11 +148,24 @@ pub fn read_wait(fd: RawFd, buf: &mut Vec<u8>, want: usize, timeout: Duration) -
     }
 }
 
-fn timed_out() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "socket-timeout writing the response",
-    )
+/// A write or sendfile returned -1: wait for room (up to `timeout`) and say to try again,
+/// or give the error.
+fn write_failed(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => {
+            if wait_ready(fd, libc::POLLOUT, Instant::now() + timeout)? {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "socket-timeout writing the response",
+                ))
+            }
+        }
+        io::ErrorKind::Interrupted => Ok(()),
+        _ => Err(e),
+    }
 }
 
 /// Write every byte of `bufs` (in order), waiting up to `timeout` for each bit of progress.
@@ -189,17 +202,8 @@ pub fn write_all(fd: RawFd, bufs: &mut [&[u8]], timeout: Duration) -> io::Result
             libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
         };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    if !wait_ready(fd, libc::POLLOUT, Instant::now() + timeout)? {
-                        return Err(timed_out());
-                    }
-                    continue;
-                }
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
+            write_failed(fd, timeout)?;
+            continue;
         }
         let mut n = n as usize;
         while n > 0 && first < bufs.len() {
@@ -234,17 +238,8 @@ pub fn send_file(
         // SAFETY: both fds are open; `off` is a valid pointer.
         let n = unsafe { libc::sendfile(fd, file.as_raw_fd(), &mut off, chunk) };
         if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    if !wait_ready(fd, libc::POLLOUT, Instant::now() + timeout)? {
-                        return Err(timed_out());
-                    }
-                    continue;
-                }
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
+            write_failed(fd, timeout)?;
+            continue;
         }
         if n == 0 {
             break;
