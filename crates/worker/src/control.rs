@@ -53,7 +53,7 @@ impl Control {
         }
     }
 
-    /// A reader for the I/O thread (must be called inside the tokio runtime).
+    /// A reader for the control thread (must be called inside the tokio runtime).
     pub fn reader(&self) -> std::io::Result<ControlReader> {
         let dup = self.fd.try_clone()?;
         // SAFETY: `dup` is an OwnedFd moved into the AsyncFd, so it stays open and keeps the

@@ -1,4 +1,4 @@
-//! State shared by the I/O thread's tasks: config, the queue to Python, counters, the
+//! State shared by the serving threads and the control thread: config, counters, the
 //! request log.
 
 use liege_config::WorkerConfig;
@@ -307,8 +307,7 @@ impl LogRecord {
     }
 }
 
-/// `ctime()` of the request start, formatted once per second (log lines are written by the
-/// I/O thread only).
+/// `ctime()` of the request start, formatted once per second per serving thread.
 fn cached_ctime(t: SystemTime) -> String {
     use std::cell::RefCell;
     thread_local! {

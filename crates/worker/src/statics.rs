@@ -1,5 +1,5 @@
-//! Static files served by the I/O thread before the app (uWSGI semantics §6.3): `static-map`,
-//! `static-map2`, `check-static`, `static-index`, `static-skip-ext`. GET and HEAD only; a
+//! Static files served by the serving thread before the app, without the GIL (uWSGI
+//! semantics §6.3): `static-map`, `static-map2`, `check-static`, `static-index`, `static-skip-ext`. GET and HEAD only; a
 //! missing file falls through to the app; `Content-Type` from `/etc/mime.types`,
 //! `Last-Modified`, and `304` for `If-Modified-Since`; the `static-expires*` family sets
 //! `Expires` (plus `Cache-Control: max-age`, a liege addition).

@@ -328,8 +328,8 @@ impl Writer {
 }
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`. When returned by the app and `filelike` has
-/// a real file descriptor of a regular file, the file is sent by the I/O thread (sendfile on
-/// uwsgi sockets); otherwise it iterates `filelike.read(blksize)`.
+/// a real file descriptor of a regular file, the worker sends it with sendfile(2) after the
+/// app returns, without the GIL; otherwise it iterates `filelike.read(blksize)`.
 #[pyclass(frozen, module = "liege", name = "FileWrapper")]
 pub struct FileWrapper {
     pub(crate) filelike: Py<PyAny>,
