@@ -126,10 +126,23 @@ pub fn parse_in(
 /// Parse only ini text (as if it were the file `path`), for tests and tools: the same stages
 /// as [`parse_in`] without command line or environment.
 pub fn parse_ini_str(text: &str, path: &Path, cwd: &Path) -> Result<Settings, Vec<ConfigError>> {
+    parse_ini_str_env(text, path, &[], cwd)
+}
+
+/// [`parse_ini_str`] with an environment: `$(NAME)` and `if-env` see `env`, and `UWSGI_*` /
+/// `LIEGE_*` variables in it become options placed before the file's, as in [`parse_in`]
+/// (the fuzz targets use this).
+pub fn parse_ini_str_env(
+    text: &str,
+    path: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<Settings, Vec<ConfigError>> {
     let mut loader = source::Loader::new(cwd.to_path_buf());
+    loader.env(env);
     let fm = magic::FileMagic::new(path, &path.to_string_lossy(), "", cwd);
     loader.parse_ini(text, path, None, &fm);
-    let outcome = build::build(loader.finish(), &[], cwd);
+    let outcome = build::build(loader.finish(), env, cwd);
     if outcome.errors.is_empty() {
         Ok(outcome.settings)
     } else {
