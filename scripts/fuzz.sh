@@ -3,10 +3,10 @@
 #
 #   scripts/fuzz.sh [-t SECONDS] [-T TIMEOUT] [TARGET...]
 #
-# Builds every target with `cargo +nightly fuzz build -O` (needs nightly and cargo-fuzz), then
-# runs each TARGET (default: all of them, one after the other) for SECONDS (default 600,
-# or $FUZZ_SECONDS) with one libFuzzer worker in fork mode, so a crash, a timeout or an
-# out-of-memory is recorded and the run goes on. An input running longer than TIMEOUT seconds
+# Builds every target with `cargo +nightly fuzz build` (release with debug assertions and
+# overflow checks, ASan; needs nightly and cargo-fuzz), then runs each TARGET (default: all
+# of them, one after the other) for SECONDS (default 600, or $FUZZ_SECONDS) with one libFuzzer
+# worker in fork mode, so a crash, a timeout or an out-of-memory is recorded and the run goes on. An input running longer than TIMEOUT seconds
 # (default 10) is a hang. Everything runs under `nice -n 19`.
 #
 # Corpus: fuzz/corpus/TARGET, seeded from fuzz/seeds/TARGET (and, for ini_expand, the ini
@@ -51,7 +51,7 @@ done
 
 echo "==> building fuzz targets"
 t0=$SECONDS
-nice -n 19 cargo +nightly fuzz build -O
+nice -n 19 cargo +nightly fuzz build
 echo "<== built in $((SECONDS - t0)) s"
 
 bindir=$root/fuzz/target/x86_64-unknown-linux-gnu/release
