@@ -29,7 +29,10 @@ const ENV: &[(&str, &str)] = &[
 
 /// Files the input may refer to by relative path.
 const FILES: &[(&str, &str)] = &[
-    ("inc.ini", "[uwsgi]\nprocesses = 3\nproject = inc\n[prod]\nthreads = 2\n"),
+    (
+        "inc.ini",
+        "[uwsgi]\nprocesses = 3\nproject = inc\n[prod]\nthreads = 2\n",
+    ),
     ("loop.ini", "[uwsgi]\ninclude = loop.ini\n"),
     ("value.txt", "from-file\n"),
     ("lines.txt", "a\nb\n\nc\r\n"),

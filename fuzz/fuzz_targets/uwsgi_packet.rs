@@ -32,7 +32,10 @@ fn packet(buf: &[u8], max_size: usize, max_vars: usize) {
             if buf.len() >= HEADER_LEN {
                 let size = usize::from(u16::from_le_bytes([buf[1], buf[2]]));
                 assert!(size <= max_size, "oversize block reported incomplete");
-                assert!(buf.len() < HEADER_LEN + size, "complete packet reported incomplete");
+                assert!(
+                    buf.len() < HEADER_LEN + size,
+                    "complete packet reported incomplete"
+                );
             }
         }
         Err(Error::TooLarge { size, max }) => {
@@ -56,7 +59,12 @@ fn packet(buf: &[u8], max_size: usize, max_vars: usize) {
                 uwsgi::check(&buf[..head_len - 1], max_size),
                 Ok(Check::Incomplete)
             );
-            vars(&buf[HEADER_LEN..head_len], header, max_vars, &buf[..head_len]);
+            vars(
+                &buf[HEADER_LEN..head_len],
+                header,
+                max_vars,
+                &buf[..head_len],
+            );
         }
     }
 }
