@@ -6,8 +6,9 @@
 # Builds every target with `cargo +nightly fuzz build` (release with debug assertions and
 # overflow checks, ASan; needs nightly and cargo-fuzz), then runs each TARGET (default: all
 # of them, one after the other) for SECONDS (default 600, or $FUZZ_SECONDS) with one libFuzzer
-# worker in fork mode, so a crash, a timeout or an out-of-memory is recorded and the run goes on. An input running longer than TIMEOUT seconds
-# (default 10) is a hang. Everything runs under `nice -n 19`.
+# worker in fork mode, so a crash, a timeout or an out-of-memory is recorded and the run goes
+# on. An input running longer than TIMEOUT seconds (default 10) is a hang. Everything runs
+# under `nice -n 19`.
 #
 # Corpus: fuzz/corpus/TARGET, seeded from fuzz/seeds/TARGET (and, for ini_expand, the ini
 # files in vassals.example/ and tests/fixtures/). Findings: fuzz/artifacts/TARGET/
