@@ -962,7 +962,7 @@ fn cron_field(v: &str, what: &str, lo: i64, hi: i64) -> Result<CronField, String
     match n {
         -1 => Ok(CronField::Any),
         n if n < -1 => Ok(CronField::Every(
-            u32::try_from(-n).map_err(|_| format!("{what} out of range"))?,
+            u32::try_from(n.unsigned_abs()).map_err(|_| format!("{what} out of range"))?,
         )),
         n if (lo..=hi).contains(&n) => Ok(CronField::At(n as u32)),
         _ => Err(format!("{what} {n} is outside {lo}..{hi}")),
@@ -1104,6 +1104,18 @@ mod tests {
         assert!(cron_classic("* -1 -1 -1 -1 x").is_err());
         assert!(cron_classic("-1 -1 -1 -1 -1").is_err());
         assert!(cron_classic("-1 -1 -1 -1 8 x").is_err());
+    }
+
+    #[test]
+    fn cron_field_most_negative_is_an_error() {
+        // -i64::MIN overflowed (a panic with overflow checks).
+        assert!(cron_classic("-9223372036854775808 -1 -1 -1 -1 x").is_err());
+        assert!(cron2("minute=-9223372036854775808 x").is_err());
+        assert_eq!(
+            cron_field("-4294967295", "minute", 0, 59),
+            Ok(CronField::Every(u32::MAX))
+        );
+        assert!(cron_field("-4294967296", "minute", 0, 59).is_err());
     }
 
     #[test]
