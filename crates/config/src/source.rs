@@ -69,6 +69,10 @@ pub const MAX_INCLUDE_DEPTH: usize = 32;
 /// itself several times, which the depth limit alone would let grow exponentially).
 pub const MAX_CONFIG_LOADS: usize = 512;
 
+/// Maximum number of entries one parse collects from ini files, and of items in one `for`
+/// loop (guards against loops and includes multiplying a small file into millions of entries).
+pub const MAX_ENTRIES: usize = 100_000;
+
 /// Everything stage 1 produced.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -95,6 +99,8 @@ pub struct Loader {
     inherits: Vec<(String, Origin)>,
     /// Entries being read now come from an inherited file.
     late: bool,
+    /// [`MAX_ENTRIES`] was reached (reported once); later ini entries are dropped.
+    capped: bool,
     /// The environment given to [`Loader::env`] (for `if-env`).
     env_vars: std::collections::HashMap<String, String>,
     pub out: Collected,
@@ -117,6 +123,7 @@ impl Loader {
             loads: 0,
             inherits: Vec::new(),
             late: false,
+            capped: false,
             env_vars: Default::default(),
             out: Collected::default(),
         }
@@ -469,6 +476,9 @@ impl Loader {
             // uWSGI applies each line of a `for` block to every item before the next line.
             Some(logic::Body::Repeat(items)) => {
                 for item in items {
+                    if self.capped {
+                        break;
+                    }
                     self.emit(
                         key.replace("%(_)", &item),
                         value.replace("%(_)", &item),
@@ -482,6 +492,20 @@ impl Loader {
 
     /// One entry from an ini file: config loaders run at once, everything else is recorded.
     fn emit(&mut self, key: String, value: String, bare: bool, origin: Origin) {
+        if self.capped || self.out.entries.len() >= MAX_ENTRIES {
+            if !self.capped {
+                self.capped = true;
+                self.out.errors.push(ConfigError::invalid(
+                    &key,
+                    &value,
+                    &origin,
+                    format!(
+                        "more than {MAX_ENTRIES} config entries (a loop or include that multiplies them?); the rest is not read"
+                    ),
+                ));
+            }
+            return;
+        }
         if key == "ini" || key == "include" {
             self.load_config_arg(&value, &origin, &key, false);
             return;

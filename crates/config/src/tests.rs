@@ -1024,6 +1024,53 @@ fn logic_errors() {
 }
 
 #[test]
+fn for_times_is_bounded() {
+    // 39 bytes asked for 99 999 999 999 items at once (found with the ini_expand fuzz target:
+    // an allocation of 2.4 TB).
+    let e = ini_errors("[uwsgi]\nfor-times = 99999999999\nendfor\n");
+    assert!(
+        e.iter()
+            .any(|e| e.contains("for-times") && e.contains("more than 100000 iterations")),
+        "{e:?}"
+    );
+    let s = ini_settings("[uwsgi]\nfor-times = 100000\nendfor\nprocesses = 2\n");
+    assert_eq!(s.master.processes, 2);
+}
+
+#[test]
+fn loops_and_includes_cannot_multiply_entries_without_bound() {
+    // A 4 KB file: 1000 items x 1000 lines made 10^6 entries (over a minute, 1 GB).
+    let text = format!(
+        "[uwsgi]\nfor = {}\n{}endfor\n",
+        "a ".repeat(1000),
+        "master\n".repeat(1000)
+    );
+    let t0 = std::time::Instant::now();
+    let e = ini_errors(&text);
+    assert_eq!(
+        e.len(),
+        1,
+        "one error, not one per entry dropped: {:?}",
+        &e[..3]
+    );
+    assert!(e[0].contains("more than 100000 config entries"), "{e:?}");
+    // A 1.2 KB file including itself inside a loop: 512 loads of 90 000 entries each.
+    let text = format!(
+        "[uwsgi]\nfor = {}\ninclude = app.ini\n{}endfor\n",
+        "a ".repeat(300),
+        "master\n".repeat(300)
+    );
+    let e = ini_errors(&text);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("more than 100000 config entries")),
+        "{:?}",
+        &e[..3]
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+}
+
+#[test]
 fn declared_options_expand_in_place() {
     let s = ini_settings("[uwsgi]\ndeclare-option = app=module=$1;processes=$2;env=APP=$1\nprocesses = 1\napp = shop.wsgi 4\nthreads = 2\n");
     assert_eq!(s.master.worker.app.module.as_deref(), Some("shop.wsgi"));
