@@ -7,8 +7,9 @@
 # overflow checks, ASan; needs nightly and cargo-fuzz), then runs each TARGET (default: all
 # of them, one after the other) for SECONDS (default 600, or $FUZZ_SECONDS) with one libFuzzer
 # worker in fork mode, so a crash, a timeout or an out-of-memory is recorded and the run goes
-# on. An input running longer than TIMEOUT seconds (default 10) is a hang. Everything runs
-# under `nice -n 19`.
+# on. An input running longer than TIMEOUT seconds (default 25) is a hang. Everything runs
+# under `nice -n 19`. (25 s because an ASan build on a loaded machine needs 5-10 s for an ini
+# that hits liege-config's bound of 100 000 entries; libFuzzer's own default is 1200 s.)
 #
 # Corpus: fuzz/corpus/TARGET, seeded from fuzz/seeds/TARGET (and, for ini_expand, the ini
 # files in vassals.example/ and tests/fixtures/). Findings: fuzz/artifacts/TARGET/
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 secs=${FUZZ_SECONDS:-600}
-timeout=${FUZZ_TIMEOUT:-10}
+timeout=${FUZZ_TIMEOUT:-25}
 while getopts "t:T:h" opt; do
     case $opt in
     t) secs=$OPTARG ;;
