@@ -729,13 +729,21 @@ struct Block {
 /// Largest file the configuration layer reads (config files, `@(file)`, `for-readline`).
 pub const MAX_FILE_SIZE: u64 = 16 << 20;
 
-/// Read a text file of at most [`MAX_FILE_SIZE`] bytes (so `/dev/zero` cannot exhaust memory).
+/// Read a regular text file of at most [`MAX_FILE_SIZE`] bytes. Anything else is refused: a
+/// FIFO would block (it is opened non-blocking, so not even the open waits for a writer), and
+/// devices such as `/dev/urandom` never end.
 pub fn read_bounded(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_SIZE + 1)
-        .read_to_string(&mut text)?;
+    file.take(MAX_FILE_SIZE + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_FILE_SIZE {
         return Err(std::io::Error::other(format!(
             "larger than {} MiB",
