@@ -42,10 +42,10 @@
 //! - `--flag=false` is accepted for boolean flags on the command line (uWSGI rejects a value).
 //! - Config sources with a scheme (`http://`, `exec://`, `@(exec://...)`) are refused.
 //! - `need-app` defaults to true; `listen` has no default (the master uses somaxconn).
-//! - Everything is bounded: include depth 32 and 512 files per parse, files of 16 MiB,
-//!   100 000 entries per parse and items per `for` loop, regular files only (no FIFOs or devices),
-//!   declared options nesting 16 deep, 1 MiB / 10 000 look-ups of placeholder expansion per
-//!   value. Beyond those an error is reported where uWSGI would loop or run out of memory.
+//! - Everything is bounded: include depth 32 and 512 files per parse, regular files (no FIFOs
+//!   or devices) of 16 MiB, 100 000 entries per parse and items per `for` loop, declared
+//!   options nesting 16 deep, 1 MiB / 10 000 look-ups of placeholder expansion per value.
+//!   Beyond those an error is reported where uWSGI would loop or run out of memory.
 //! - `if-reload` / `if-not-reload` are not implemented (a reload re-reads the files anew).
 
 pub mod build;
