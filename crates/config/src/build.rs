@@ -247,6 +247,7 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
         }
     };
 
+    let mut suggestions = Suggestions::default();
     for it in &items {
         let ex = if it.late {
             crate::expand::Expanded {
@@ -268,7 +269,8 @@ pub fn build(collected: Collected, env: &[(String, String)], cwd: &Path) -> Outc
                 origin: it.origin.clone(),
             }),
             Class::Unknown => {
-                let suggestion = registry::suggest(&it.key)
+                let suggestion = suggestions
+                    .get(&it.key)
                     .map(|s| format!(" — did you mean `{s}`?"))
                     .unwrap_or_default();
                 let err = ConfigError::UnknownOption {
@@ -460,6 +462,30 @@ pub(crate) mod test_hooks {
     thread_local! {
         /// Options treated as `implemented: false` by this thread's parses.
         pub static NOT_YET: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+}
+
+/// Distinct unknown keys that get a "did you mean" (each costs an edit distance against every
+/// option name; a `for` loop can generate 100 000 unknown keys).
+const MAX_SUGGESTED_KEYS: usize = 100;
+
+/// [`registry::suggest`] once per distinct key, for at most [`MAX_SUGGESTED_KEYS`] keys.
+#[derive(Default)]
+struct Suggestions(HashMap<String, Option<&'static str>>);
+
+impl Suggestions {
+    fn get(&mut self, key: &str) -> Option<&'static str> {
+        if let Some(s) = self.0.get(key) {
+            return *s;
+        }
+        // A suggestion is at most 3 edits away and option names have at most 30 characters:
+        // a key of more than 256 bytes (so more than 64 characters) has none.
+        if self.0.len() >= MAX_SUGGESTED_KEYS || key.len() > 256 {
+            return None;
+        }
+        let s = registry::suggest(key);
+        self.0.insert(key.to_string(), s);
+        s
     }
 }
 
@@ -964,7 +990,7 @@ fn cron_field(v: &str, what: &str, lo: i64, hi: i64) -> Result<CronField, String
     match n {
         -1 => Ok(CronField::Any),
         n if n < -1 => Ok(CronField::Every(
-            u32::try_from(-n).map_err(|_| format!("{what} out of range"))?,
+            u32::try_from(n.unsigned_abs()).map_err(|_| format!("{what} out of range"))?,
         )),
         n if (lo..=hi).contains(&n) => Ok(CronField::At(n as u32)),
         _ => Err(format!("{what} {n} is outside {lo}..{hi}")),
@@ -1106,6 +1132,18 @@ mod tests {
         assert!(cron_classic("* -1 -1 -1 -1 x").is_err());
         assert!(cron_classic("-1 -1 -1 -1 -1").is_err());
         assert!(cron_classic("-1 -1 -1 -1 8 x").is_err());
+    }
+
+    #[test]
+    fn cron_field_most_negative_is_an_error() {
+        // -i64::MIN overflowed (a panic with overflow checks).
+        assert!(cron_classic("-9223372036854775808 -1 -1 -1 -1 x").is_err());
+        assert!(cron2("minute=-9223372036854775808 x").is_err());
+        assert_eq!(
+            cron_field("-4294967295", "minute", 0, 59),
+            Ok(CronField::Every(u32::MAX))
+        );
+        assert!(cron_field("-4294967296", "minute", 0, 59).is_err());
     }
 
     #[test]

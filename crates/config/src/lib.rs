@@ -42,9 +42,10 @@
 //! - `--flag=false` is accepted for boolean flags on the command line (uWSGI rejects a value).
 //! - Config sources with a scheme (`http://`, `exec://`, `@(exec://...)`) are refused.
 //! - `need-app` defaults to true; `listen` has no default (the master uses somaxconn).
-//! - Everything is bounded: include depth 32 and 512 files per parse, files of 16 MiB,
-//!   declared options nesting 16 deep, 1 MiB / 10 000 look-ups of placeholder expansion per
-//!   value. Beyond those an error is reported where uWSGI would loop or run out of memory.
+//! - Everything is bounded: include depth 32 and 512 files per parse, regular files (no FIFOs
+//!   or devices) of 16 MiB, 100 000 entries per parse and items per `for` loop, declared
+//!   options nesting 16 deep, 1 MiB / 10 000 look-ups of placeholder expansion per value.
+//!   Beyond those an error is reported where uWSGI would loop or run out of memory.
 //! - `if-reload` / `if-not-reload` are not implemented (a reload re-reads the files anew).
 
 pub mod build;
@@ -154,10 +155,23 @@ pub fn parse_in_preloaded(
 /// Parse only ini text (as if it were the file `path`), for tests and tools: the same stages
 /// as [`parse_in`] without command line or environment.
 pub fn parse_ini_str(text: &str, path: &Path, cwd: &Path) -> Result<Settings, Vec<ConfigError>> {
+    parse_ini_str_env(text, path, &[], cwd)
+}
+
+/// [`parse_ini_str`] with an environment: `$(NAME)` and `if-env` see `env`, and `UWSGI_*` /
+/// `LIEGE_*` variables in it become options placed before the file's, as in [`parse_in`]
+/// (the fuzz targets use this).
+pub fn parse_ini_str_env(
+    text: &str,
+    path: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Result<Settings, Vec<ConfigError>> {
     let mut loader = source::Loader::new(cwd.to_path_buf());
+    loader.env(env);
     let fm = magic::FileMagic::new(path, &path.to_string_lossy(), "", cwd);
     loader.parse_ini(text, path, None, &fm);
-    let outcome = build::build(loader.finish(), &[], cwd);
+    let outcome = build::build(loader.finish(), env, cwd);
     if outcome.errors.is_empty() {
         Ok(outcome.settings)
     } else {

@@ -6,7 +6,7 @@
 //! loop item or the tested value. Blocks do not nest. `if-reload` is not implemented: whether
 //! this parse is a reload is not known to the configuration layer.
 
-use crate::source::Entry;
+use crate::source::{Entry, MAX_ENTRIES};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -89,17 +89,24 @@ pub fn open(key: &str, data: &str, cx: &Context<'_>) -> Result<Body, String> {
         ),
         "for-times" => {
             let n = crate::value::parse_u64(data)?;
+            if n > MAX_ENTRIES as u64 {
+                return Err(format!("more than {MAX_ENTRIES} iterations"));
+            }
             Body::Repeat((1..=n).map(|i| i.to_string()).collect())
         }
         "for-readline" => {
             let text = crate::source::read_bounded(&path(data))
                 .map_err(|e| format!("cannot read {data}: {e}"))?;
-            Body::Repeat(
-                text.lines()
-                    .map(|l| l.trim_end_matches('\r').to_string())
-                    .filter(|l| !l.is_empty())
-                    .collect(),
-            )
+            let items: Vec<String> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .filter(|l| !l.is_empty())
+                .take(MAX_ENTRIES + 1)
+                .collect();
+            if items.len() > MAX_ENTRIES {
+                return Err(format!("more than {MAX_ENTRIES} lines in {data}"));
+            }
+            Body::Repeat(items)
         }
         "for-glob" => {
             let pattern = path(data);
@@ -108,6 +115,7 @@ pub fn open(key: &str, data: &str, cx: &Context<'_>) -> Result<Body, String> {
             let prefix = format!("{}/", cx.cwd.display());
             let mut items: Vec<String> = paths
                 .filter_map(Result::ok)
+                .take(MAX_ENTRIES + 1)
                 .map(|p| {
                     let s = p.to_string_lossy().into_owned();
                     // A relative pattern yields relative paths, as glob(3) does.
@@ -117,6 +125,9 @@ pub fn open(key: &str, data: &str, cx: &Context<'_>) -> Result<Body, String> {
                     }
                 })
                 .collect();
+            if items.len() > MAX_ENTRIES {
+                return Err(format!("more than {MAX_ENTRIES} paths match"));
+            }
             items.sort();
             Body::Repeat(items)
         }

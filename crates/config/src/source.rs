@@ -78,6 +78,9 @@ pub const MAX_CONFIG_TOTAL: usize = 4 << 20;
 /// `--ini` file, opened without following a symlink (docs/security.md). The `LIEGE__` prefix
 /// keeps it from being read as an option.
 pub const VASSAL_OWNER_ENV: &str = "LIEGE__VASSAL_OWNER";
+/// Maximum number of entries one parse collects from ini files, and of items in one `for`
+/// loop (guards against loops and includes multiplying a small file into millions of entries).
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// Everything stage 1 produced.
 #[derive(Debug, Default)]
@@ -105,6 +108,8 @@ pub struct Loader {
     inherits: Vec<(String, Origin)>,
     /// Entries being read now come from an inherited file.
     late: bool,
+    /// [`MAX_ENTRIES`] was reached (reported once); later ini entries are dropped.
+    capped: bool,
     /// The environment given to [`Loader::env`] (for `if-env`).
     env_vars: std::collections::HashMap<String, String>,
     /// [`VASSAL_OWNER_ENV`]: the uid the first `--ini` file must belong to.
@@ -133,6 +138,7 @@ impl Loader {
             loads: 0,
             inherits: Vec::new(),
             late: false,
+            capped: false,
             env_vars: Default::default(),
             owner: None,
             preload: None,
@@ -512,6 +518,9 @@ impl Loader {
             // uWSGI applies each line of a `for` block to every item before the next line.
             Some(logic::Body::Repeat(items)) => {
                 for item in items {
+                    if self.capped {
+                        break;
+                    }
                     self.emit(
                         key.replace("%(_)", &item),
                         value.replace("%(_)", &item),
@@ -525,6 +534,20 @@ impl Loader {
 
     /// One entry from an ini file: config loaders run at once, everything else is recorded.
     fn emit(&mut self, key: String, value: String, bare: bool, origin: Origin) {
+        if self.capped || self.out.entries.len() >= MAX_ENTRIES {
+            if !self.capped {
+                self.capped = true;
+                self.out.errors.push(ConfigError::invalid(
+                    &key,
+                    &value,
+                    &origin,
+                    format!(
+                        "more than {MAX_ENTRIES} config entries (a loop or include that multiplies them?); the rest is not read"
+                    ),
+                ));
+            }
+            return;
+        }
         if key == "ini" || key == "include" {
             self.load_config_arg(&value, &origin, &key, false);
             return;

@@ -747,6 +747,39 @@ fn config_files_share_one_budget() {
 }
 
 #[test]
+fn only_regular_files_are_read() {
+    // A FIFO blocked the parse for good (no writer); 250 `@(/dev/urandom)` in a 4 KB file read
+    // 4 GB (47 s under the ini_expand fuzz target). Only regular files are read now.
+    let d = Dir::new(&[]);
+    nix::unistd::mkfifo(
+        &d.0.path().join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let cases = [
+        "[uwsgi]\ninclude = fifo\n",
+        "[uwsgi]\nenv = X=@(fifo)\n",
+        "[uwsgi]\nfor-readline = fifo\nenv = %(_)=1\nendfor\n",
+        "[uwsgi]\nenv = X=@(/dev/urandom)\n",
+        "[uwsgi]\ninclude = /dev/urandom\n",
+    ];
+    for text in cases {
+        std::fs::write(d.0.path().join("app.ini"), text).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (args, cwd) = (vec![d.p("app.ini")], d.0.path().to_path_buf());
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = tx.send(run(&args, &[], &cwd));
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("parse of {text:?} still running after 10 s"));
+        let e: Vec<String> = r.unwrap_err().iter().map(|e| e.to_string()).collect();
+        assert!(e[0].contains("not a regular file"), "{text:?}: {e:?}");
+    }
+}
+
+#[test]
 fn exec_sources_are_not_implemented() {
     let e = ini_errors("[uwsgi]\nmodule = @(exec://echo hi)\n");
     assert!(
@@ -1044,6 +1077,80 @@ fn logic_errors() {
     assert!(ini_errors("[uwsgi]\nif-reload\n")
         .iter()
         .any(|e| e.contains("does not implement")));
+}
+
+#[test]
+fn for_times_is_bounded() {
+    // 39 bytes asked for 99 999 999 999 items at once (found with the ini_expand fuzz target:
+    // an allocation of 2.4 TB).
+    let e = ini_errors("[uwsgi]\nfor-times = 99999999999\nendfor\n");
+    assert!(
+        e.iter()
+            .any(|e| e.contains("for-times") && e.contains("more than 100000 iterations")),
+        "{e:?}"
+    );
+    let s = ini_settings("[uwsgi]\nfor-times = 100000\nendfor\nprocesses = 2\n");
+    assert_eq!(s.master.processes, 2);
+}
+
+#[test]
+fn loops_and_includes_cannot_multiply_entries_without_bound() {
+    // A 4 KB file: 1000 items x 1000 lines made 10^6 entries (over a minute, 1 GB).
+    let text = format!(
+        "[uwsgi]\nfor = {}\n{}endfor\n",
+        "a ".repeat(1000),
+        "master\n".repeat(1000)
+    );
+    let t0 = std::time::Instant::now();
+    let e = ini_errors(&text);
+    assert_eq!(
+        e.len(),
+        1,
+        "one error, not one per entry dropped: {:?}",
+        &e[..3]
+    );
+    assert!(e[0].contains("more than 100000 config entries"), "{e:?}");
+    // A 1.2 KB file including itself inside a loop: 512 loads of 90 000 entries each.
+    let text = format!(
+        "[uwsgi]\nfor = {}\ninclude = app.ini\n{}endfor\n",
+        "a ".repeat(300),
+        "master\n".repeat(300)
+    );
+    let e = ini_errors(&text);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("more than 100000 config entries")),
+        "{:?}",
+        &e[..3]
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn many_unknown_keys_are_reported_without_a_suggestion_each() {
+    // 100 000 unknown keys from a loop each got an edit distance against every option name
+    // for "did you mean" (found with the ini_expand fuzz target: over a minute for 4 KB).
+    let t0 = std::time::Instant::now();
+    let e = ini_errors("[uwsgi]\nfor-times = 100000\nk%(_)\nendfor\n");
+    assert_eq!(e.len(), 100_000);
+    assert!(
+        e[99_999].contains("unknown option `k100000`"),
+        "{}",
+        e[99_999]
+    );
+    let text = format!(
+        "[uwsgi]\nfor = {}\n{}endfor\n",
+        "a ".repeat(1000),
+        "procesess\n".repeat(100)
+    );
+    let e = ini_errors(&text);
+    assert_eq!(e.len(), 100_000);
+    assert!(e.iter().all(|e| e.contains("did you mean `processes`")));
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    // Typos still get their suggestion; a long key is compared with nothing.
+    assert!(ini_errors("[uwsgi]\nmoduel = app\n")[0].contains("did you mean `module`"));
+    let long = format!("[uwsgi]\n{} = 1\n", "processes".repeat(1000));
+    assert!(!ini_errors(&long)[0].contains("did you mean"));
 }
 
 #[test]

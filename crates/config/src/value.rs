@@ -66,11 +66,16 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         .unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n = parse_u64(num).map_err(|e| format!("{e} (a number of seconds)"))?;
+    let secs = |mult: u64| {
+        n.checked_mul(mult)
+            .map(Duration::from_secs)
+            .ok_or_else(|| "duration is too large".to_string())
+    };
     match unit.trim() {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
+        "m" => secs(60),
+        "h" => secs(3600),
         other => Err(format!(
             "unknown time unit `{other}` (a number of seconds, or with ms/s/m/h)"
         )),
@@ -282,6 +287,22 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn duration_too_large_is_an_error() {
+        // One more than u64::MAX / 60 minutes (or / 3600 hours) of seconds overflowed: a panic
+        // with overflow checks, a wrapped (wrong) duration without them.
+        assert!(parse_duration("307445734561825861m").is_err());
+        assert!(parse_duration("5124095576030432h").is_err());
+        assert_eq!(
+            parse_duration("307445734561825860m"),
+            Ok(Duration::from_secs(307445734561825860 * 60))
+        );
+        assert_eq!(
+            parse_duration("5124095576030431h"),
+            Ok(Duration::from_secs(5124095576030431 * 3600))
+        );
     }
 
     #[test]
