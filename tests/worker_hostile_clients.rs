@@ -296,3 +296,45 @@ fn a_uwsgi_peer_cannot_inject_into_the_status_line() {
     // CONTENT_LENGTH sent twice means its last value, for the body too.
     assert!(text.ends_with("\r\n\r\nabc"), "{text}");
 }
+
+#[test]
+fn a_worker_stops_accepting_at_worker_max_connections() {
+    let sb = Sandbox::new();
+    let w = start(&sb, Listen::HttpTcp, |c| c.max_connections = 2);
+    // Two clients that never finish their heads hold the worker's two connections.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(w.addr(0).tcp()).unwrap();
+        s.write_all(b"GET /thread HTTP/1.1\r\nHost: h\r\n").unwrap();
+        idle.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // A third waits in the kernel's backlog: no answer while the two are open...
+    let mut third = TcpStream::connect(w.addr(0).tcp()).unwrap();
+    third
+        .write_all(b"GET /thread HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        matches!(third.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            || e.kind() == std::io::ErrorKind::TimedOut),
+        "answered above worker-max-connections"
+    );
+    assert!(w
+        .proc
+        .output()
+        .contains("worker-max-connections (2) reached"));
+    // ...and is served as soon as one of them goes away.
+    drop(idle.pop());
+    let t0 = Instant::now();
+    let (out, _) = read_until_closed(&mut third, Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}

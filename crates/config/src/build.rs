@@ -580,6 +580,7 @@ fn apply(s: &mut Settings, def: &OptDef, v: &str, bare: bool, cx: &mut Cx) -> Re
         "http-keepalive" => w.http_keepalive = b,
         "no-defer-accept" => w.defer_accept = !b,
         "http-keep-underscore-headers" => w.keep_underscore_headers = b,
+        "worker-max-connections" => w.max_connections = at_least_one(v)?,
         "trusted-proxy" => w.trusted_proxies.push(parse_nonempty(v)?),
         // processes
         "processes" => m.processes = at_least_one(v)?,

@@ -247,6 +247,7 @@ pub const OPTIONS: &[OptDef] = &[
     o(G::Sockets, "reuse-port", K::Bool, "set SO_REUSEPORT on TCP sockets"),
     o(G::Sockets, "socket-timeout", K::Duration, "timeout for socket reads and writes").sh('z').def("4"),
     o(G::Sockets, "no-defer-accept", K::Bool, "do not set TCP_DEFER_ACCEPT (socket-timeout seconds) on TCP listeners: accept connections before their first bytes arrive"),
+    o(G::Sockets, "worker-max-connections", K::Int, "most connections one worker holds at once (served, parked or idle keep-alive); at the cap it stops accepting until one closes (liege)").def("10000"),
     o(G::Sockets, "http-keep-underscore-headers", K::Bool, "pass request headers whose names contain `_` to the app (liege drops them by default: `X_Remote_User` would become HTTP_X_REMOTE_USER, like `X-Remote-User` set by a proxy)"),
     o(G::Sockets, "http-keepalive", K::Bool, "keep HTTP/1.1 connections alive on http sockets (liege default: on)").def("true"),
     o(G::Sockets, "trusted-proxy", K::Str, "peer address whose X-Forwarded-Proto/-For headers are trusted (liege)").rep(),

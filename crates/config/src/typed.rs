@@ -149,6 +149,8 @@ pub struct WorkerConfig {
     pub statics: StaticConfig,
     /// `http-keepalive` for http sockets (liege default: on).
     pub http_keepalive: bool,
+    /// `worker-max-connections`: connections one worker holds at once (default 10000).
+    pub max_connections: u32,
     /// `http-keep-underscore-headers`: pass header names with `_` (dropped by default).
     pub keep_underscore_headers: bool,
     /// TCP_DEFER_ACCEPT on TCP listeners (`no-defer-accept` turns it off), as uWSGI.
@@ -445,6 +447,7 @@ impl Default for WorkerConfig {
             http_keepalive: true,
             defer_accept: true,
             keep_underscore_headers: false,
+            max_connections: 10_000,
             add_headers: Vec::new(),
             max_requests_delta: 0,
         }

@@ -171,6 +171,11 @@ pub struct Server {
     active: AtomicUsize,
     /// Connections accepted (for the rotation among workers).
     accepts: AtomicU32,
+    /// Connections open (served, parked, idle), against `worker-max-connections`.
+    conns: AtomicUsize,
+    max_conns: usize,
+    /// The listeners are out of the epoll set because of the cap.
+    paused: AtomicBool,
     stopping: AtomicBool,
     pub ctx: Arc<Ctx>,
     handler: Arc<liege_wsgi::Handler>,
@@ -202,6 +207,9 @@ impl Server {
             lot: Mutex::new(Lot::default()),
             active: AtomicUsize::new(0),
             accepts: AtomicU32::new(0),
+            conns: AtomicUsize::new(0),
+            max_conns: ctx.cfg.max_connections.max(1) as usize,
+            paused: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             rules: h1::Rules {
                 max_head: ctx.cfg.buffer_size.max(1024),
@@ -266,6 +274,10 @@ impl Server {
     fn release(&self, c: Conn) {
         if let Some(b) = &self.balance {
             b.closed();
+        }
+        let open = self.conns.fetch_sub(1, Ordering::AcqRel) - 1;
+        if open < self.max_conns && self.paused.load(Ordering::Acquire) {
+            self.resume_accepting();
         }
         let unread = !c.io.rbuf.is_empty() || c.io.body != Body::Done;
         let fd = c.into_fd();
@@ -373,6 +385,9 @@ impl Server {
                 return;
             }
         };
+        if self.conns.fetch_add(1, Ordering::AcqRel) + 1 >= self.max_conns {
+            self.pause_accepting();
+        }
         if let Some(b) = &self.balance {
             b.opened();
             // When this worker holds more than its share, and every ROTATE_EVERY accepts
@@ -391,11 +406,49 @@ impl Server {
                     b.closed();
                 }
                 self.active.fetch_sub(1, Ordering::AcqRel);
+                if self.conns.fetch_sub(1, Ordering::AcqRel) <= self.max_conns {
+                    self.resume_accepting();
+                }
                 return;
             }
         };
         let c = Conn::new(fd, l.http, info, &self.ctx);
         self.drive(c, core);
+    }
+
+    /// At `worker-max-connections`: take the listeners out of the epoll set (connections wait
+    /// in the kernel's backlog, or go to another worker) until one closes.
+    fn pause_accepting(&self) {
+        if self.paused.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(
+            "worker-max-connections ({}) reached: not accepting until a connection closes",
+            self.max_conns
+        );
+        for l in &self.listeners {
+            self.ep.remove(l.fd);
+        }
+        // A connection may have closed between the count and the flag.
+        if self.conns.load(Ordering::Acquire) < self.max_conns {
+            self.resume_accepting();
+        }
+    }
+
+    fn resume_accepting(&self) {
+        if !self.paused.swap(false, Ordering::AcqRel) || self.stopping() {
+            return;
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
+                tracing::warn!("listener {}: {e}", l.name);
+            }
+        }
+        if self.stopping() {
+            for l in &self.listeners {
+                self.ep.remove(l.fd);
+            }
+        }
     }
 
     /// Move this worker to the end of the listener's queue of exclusive waiters, so the
@@ -405,7 +458,7 @@ impl Server {
     fn rotate(&self, i: usize) {
         let fd = self.listeners[i].fd;
         self.ep.remove(fd);
-        if self.stopping() {
+        if self.stopping() || self.paused.load(Ordering::Acquire) {
             return;
         }
         if let Err(e) = self.ep.add_listener(fd, LISTENER | i as u64) {
