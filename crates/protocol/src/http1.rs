@@ -61,7 +61,8 @@ fn refuse(status: u16, why: &'static str) -> Parse {
 /// Headers parsed on the stack up to this many; more (a larger `max-vars`) use the heap.
 const STACK_HEADERS: usize = 100;
 
-fn span(buf: &[u8], part: &[u8]) -> Span {
+/// Where `part`, a slice of `buf`, lies in it.
+pub fn span(buf: &[u8], part: &[u8]) -> Span {
     let start = part.as_ptr() as usize - buf.as_ptr() as usize;
     (start as u32, (start + part.len()) as u32)
 }

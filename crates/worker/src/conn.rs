@@ -234,22 +234,15 @@ impl Io {
                     false
                 }
             }
-            Body::Chunked(mut d, total) => {
+            Body::Chunked(..) => {
                 let mut sink = Vec::new();
                 loop {
                     sink.clear();
-                    match d.decode(&self.rbuf, &mut sink, 64 * 1024) {
-                        Ok(n) => {
-                            self.rbuf.drain(..n);
-                            if d.is_done() {
-                                self.body = Body::Done;
-                                return true;
-                            }
-                            if n == 0 {
-                                self.body = Body::Chunked(d, total);
-                                return false;
-                            }
-                        }
+                    let before = self.rbuf.len();
+                    match self.decode_buffered(&mut sink, 64 * 1024) {
+                        Ok(_) if self.body == Body::Done => return true,
+                        Ok(_) if self.rbuf.len() == before => return false,
+                        Ok(_) => {}
                         Err(_) => return false,
                     }
                 }
@@ -260,16 +253,28 @@ impl Io {
     /// Decode buffered chunked bytes into `pre` until it holds `want` bytes or the body
     /// ends. Ok(true) when the pre-read is complete.
     pub fn preread_chunked(&mut self, want: usize) -> Result<bool, BodyError> {
+        let room = want.saturating_sub(self.pre.len());
+        let mut pre = std::mem::take(&mut self.pre);
+        let r = self.decode_buffered(&mut pre, room);
+        self.pre = pre;
+        r?;
+        Ok(self.body == Body::Done || self.pre.len() >= want)
+    }
+
+    /// Decode the chunked body bytes already in `rbuf` into `out` (at most `max`); returns
+    /// the body bytes produced. The body moves on (to `Done` at its end); an error leaves it
+    /// where it was.
+    fn decode_buffered(&mut self, out: &mut Vec<u8>, max: usize) -> Result<usize, BodyError> {
         let Body::Chunked(mut d, mut total) = self.body else {
-            return Ok(true);
+            return Ok(0);
         };
-        let before = self.pre.len();
-        let room = want.saturating_sub(before);
+        let before = out.len();
         let n = d
-            .decode(&self.rbuf, &mut self.pre, room)
+            .decode(&self.rbuf, out, max)
             .map_err(BodyError::Malformed)?;
         self.rbuf.drain(..n);
-        total += (self.pre.len() - before) as u64;
+        let got = out.len() - before;
+        total += got as u64;
         if self.limit_post > 0 && total > self.limit_post {
             return Err(BodyError::TooLarge(self.limit_post));
         }
@@ -278,7 +283,7 @@ impl Io {
         } else {
             Body::Chunked(d, total)
         };
-        Ok(d.is_done() || self.pre.len() >= want)
+        Ok(got)
     }
 
     fn read_more(&mut self) -> Result<(), BodyError> {
@@ -454,29 +459,18 @@ impl Io {
                         return Read::Bytes(n);
                     }
                 }
-                Body::Chunked(mut d, mut total) => {
+                Body::Chunked(..) => {
                     if !self.rbuf.is_empty() {
-                        let before = out.len();
-                        let n = match d.decode(&self.rbuf, out, max) {
-                            Ok(n) => n,
-                            Err(e) => {
-                                self.body = Body::Done;
-                                return Read::Err(BodyError::Malformed(e));
+                        match self.decode_buffered(out, max) {
+                            Ok(got) if got > 0 || self.body == Body::Done => {
+                                return Read::Bytes(got)
                             }
-                        };
-                        self.rbuf.drain(..n);
-                        let got = out.len() - before;
-                        total += got as u64;
-                        if self.limit_post > 0 && total > self.limit_post {
-                            return Read::Err(BodyError::TooLarge(self.limit_post));
-                        }
-                        self.body = if d.is_done() {
-                            Body::Done
-                        } else {
-                            Body::Chunked(d, total)
-                        };
-                        if got > 0 || d.is_done() {
-                            return Read::Bytes(got);
+                            Ok(_) => {}
+                            Err(e @ BodyError::Malformed(_)) => {
+                                self.body = Body::Done;
+                                return Read::Err(e);
+                            }
+                            Err(e) => return Read::Err(e),
                         }
                     }
                 }

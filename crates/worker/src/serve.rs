@@ -32,9 +32,10 @@ use crate::conn::{Body, Conn, Out, Stage};
 use crate::ctx::{Ctx, LogRecord};
 use crate::h1::{self, Framing};
 use crate::sock::{self, Epoll, Got};
+use liege_protocol::http1::span;
 use liege_protocol::uwsgi::{check, content_length, parse_vars, Check, HEADER_LEN};
 use liege_wsgi::types::{
-    BodyError, ConnInfo, HttpHead, Reply, ResponseBody, ResponseHead, Span, UwsgiVars, Vars,
+    BodyError, ConnInfo, HttpHead, Reply, ResponseBody, ResponseHead, UwsgiVars, Vars,
 };
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -44,6 +45,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How long a keep-alive connection may sit idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a serving thread drains a client's unread request bytes before closing.
+const LINGER: Duration = Duration::from_millis(200);
 
 /// How often an idle serving thread looks at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
@@ -160,7 +164,7 @@ enum Prep {
     /// The peer closed, or sent something not worth an answer.
     Close,
     /// Answer with this error status, then close.
-    Refuse(u16, &'static str),
+    Refuse(u16),
 }
 
 pub struct Server {
@@ -259,19 +263,21 @@ impl Server {
             .lot()
             .remove_if(|c| c.deadline.is_some_and(|d| d <= now) || (stopping && idle(c)));
         for c in expired {
-            if c.http && !idle(&c) && (!c.io.rbuf.is_empty() || c.stage == Stage::Body) {
+            // A request had begun to arrive: say why it is dropped.
+            if c.http && (!c.io.rbuf.is_empty() || c.stage == Stage::Body) {
                 tracing::debug!("closing a connection whose request did not arrive in time");
                 sock::write_now(
                     c.raw(),
                     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                 );
             }
-            self.release(c);
+            // On the control thread: never wait for a client here.
+            self.release(c, Duration::ZERO);
         }
     }
 
-    /// Forget a connection (closing it).
-    fn release(&self, c: Conn) {
+    /// A connection is gone: the scoreboard and the `worker-max-connections` count.
+    fn untrack(&self) {
         if let Some(b) = &self.balance {
             b.closed();
         }
@@ -279,10 +285,15 @@ impl Server {
         if open < self.max_conns && self.paused.load(Ordering::Acquire) {
             self.resume_accepting();
         }
+    }
+
+    /// Forget a connection and close it, draining unread request bytes for up to `linger`.
+    fn release(&self, c: Conn, linger: Duration) {
+        self.untrack();
         let unread = !c.io.rbuf.is_empty() || c.io.body != Body::Done;
         let fd = c.into_fd();
         if unread {
-            sock::linger_close(fd);
+            sock::linger_close(fd, linger);
         } else {
             drop(fd);
         }
@@ -290,7 +301,7 @@ impl Server {
 
     /// Close a connection a serving thread holds.
     fn close(&self, c: Conn) {
-        self.release(c);
+        self.release(c, LINGER);
         self.active.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -301,7 +312,7 @@ impl Server {
             return;
         }
         let now = Instant::now();
-        let waiting_request = !c.io.rbuf.is_empty() || c.stage == Stage::Body || c.served == 0;
+        let waiting_request = !idle(&c);
         if c.deadline.is_none() || (waiting_request && c.idle_deadline) {
             c.idle_deadline = !waiting_request;
             c.deadline = Some(
@@ -402,13 +413,8 @@ impl Server {
             Ok(i) => i,
             Err(e) => {
                 tracing::debug!("accepted connection unusable: {e}");
-                if let Some(b) = &self.balance {
-                    b.closed();
-                }
+                self.untrack();
                 self.active.fetch_sub(1, Ordering::AcqRel);
-                if self.conns.fetch_sub(1, Ordering::AcqRel) <= self.max_conns {
-                    self.resume_accepting();
-                }
                 return;
             }
         };
@@ -436,18 +442,25 @@ impl Server {
     }
 
     fn resume_accepting(&self) {
-        if !self.paused.swap(false, Ordering::AcqRel) || self.stopping() {
+        if self.paused.swap(false, Ordering::AcqRel) {
+            for i in 0..self.listeners.len() {
+                self.listen(i);
+            }
+        }
+    }
+
+    /// Put listener `i` back in the epoll set, unless the worker is stopping.
+    fn listen(&self, i: usize) {
+        let l = &self.listeners[i];
+        if self.stopping() {
             return;
         }
-        for (i, l) in self.listeners.iter().enumerate() {
-            if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
-                tracing::warn!("listener {}: {e}", l.name);
-            }
+        if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
+            tracing::warn!("listener {}: {e}", l.name);
         }
+        // begin_stop may have removed the listeners between the check and the add.
         if self.stopping() {
-            for l in &self.listeners {
-                self.ep.remove(l.fd);
-            }
+            self.ep.remove(l.fd);
         }
     }
 
@@ -456,17 +469,9 @@ impl Server {
     /// calls get). Without it the worker whose epoll registered first would take every
     /// connection while it keeps up.
     fn rotate(&self, i: usize) {
-        let fd = self.listeners[i].fd;
-        self.ep.remove(fd);
-        if self.stopping() || self.paused.load(Ordering::Acquire) {
-            return;
-        }
-        if let Err(e) = self.ep.add_listener(fd, LISTENER | i as u64) {
-            tracing::warn!("listener {}: {e}", self.listeners[i].name);
-        }
-        // begin_stop may have removed the listeners between the check and the add.
-        if self.stopping() {
-            self.ep.remove(fd);
+        self.ep.remove(self.listeners[i].fd);
+        if !self.paused.load(Ordering::Acquire) {
+            self.listen(i);
         }
     }
 
@@ -540,8 +545,8 @@ impl Server {
                     self.close(c);
                     return;
                 }
-                Prep::Refuse(status, why) => {
-                    self.refuse(&mut c, status, why);
+                Prep::Refuse(status) => {
+                    self.refuse(&mut c, status);
                     self.close(c);
                     return;
                 }
@@ -583,11 +588,11 @@ impl Server {
                             Ok(r) => r,
                             Err(liege_wsgi::types::BodyError::TooLarge(limit)) => {
                                 tracing::warn!("request body exceeds limit-post {limit}");
-                                return Prep::Refuse(413, "Request Entity Too Large\n");
+                                return Prep::Refuse(413);
                             }
                             Err(e) => {
                                 tracing::debug!("{e}");
-                                return Prep::Refuse(400, "Bad Request\n");
+                                return Prep::Refuse(400);
                             }
                         },
                     };
@@ -622,28 +627,31 @@ impl Server {
                 } else {
                     tracing::debug!("refusing a request: {}", r.why);
                 }
-                return Some(Prep::Refuse(r.status, r.why));
+                return Some(Prep::Refuse(r.status));
             }
             h1::Parse::Done(h) => h,
         };
-        c.req.head.clear();
-        c.req.head.extend_from_slice(&c.io.rbuf[..head.len]);
-        c.io.rbuf.drain(..head.len);
-        let limit = self.ctx.cfg.limit_post;
+        take_head(c, head.len);
         c.io.body = match head.framing {
             Framing::None => Body::Done,
-            Framing::Length(n) => {
-                if limit > 0 && n > limit {
-                    tracing::warn!("request body of {n} bytes exceeds limit-post {limit}");
-                    return Some(Prep::Refuse(413, "Request Entity Too Large\n"));
-                }
-                Body::Length(n)
-            }
+            Framing::Length(n) => match self.length_body(n) {
+                Ok(b) => b,
+                Err(p) => return Some(p),
+            },
             Framing::Chunked => Body::Chunked(h1::Chunked::default(), 0),
         };
         c.head = Some(head);
-        c.stage = Stage::Body;
         Some(Prep::Ready)
+    }
+
+    /// The body of a request that declares `n` bytes, or 413 over limit-post.
+    fn length_body(&self, n: u64) -> Result<Body, Prep> {
+        let limit = self.ctx.cfg.limit_post;
+        if limit > 0 && n > limit {
+            tracing::warn!("request body of {n} bytes exceeds limit-post {limit}");
+            return Err(Prep::Refuse(413));
+        }
+        Ok(if n > 0 { Body::Length(n) } else { Body::Done })
     }
 
     fn parse_uwsgi(&self, c: &mut Conn) -> Option<Prep> {
@@ -662,21 +670,14 @@ impl Server {
                 return Some(Prep::Close);
             }
         };
-        c.req.head.clear();
-        c.req.head.extend_from_slice(&c.io.rbuf[..head_len]);
-        c.io.rbuf.drain(..head_len);
+        take_head(c, head_len);
         c.req.hdrs.clear();
-        let block = &c.req.head[HEADER_LEN..];
-        let base = block.as_ptr() as usize - c.req.head.as_ptr() as usize;
-        let off = |s: &[u8]| -> Span {
-            let start = s.as_ptr() as usize - block.as_ptr() as usize + base;
-            (start as u32, (start + s.len()) as u32)
-        };
-        match parse_vars(block, self.ctx.cfg.max_vars as usize * 2) {
+        let head = &c.req.head;
+        match parse_vars(&head[HEADER_LEN..], self.ctx.cfg.max_vars as usize * 2) {
             Ok(v) => c
                 .req
                 .hdrs
-                .extend(v.into_iter().map(|(k, v)| (off(k), off(v)))),
+                .extend(v.into_iter().map(|(k, v)| (span(head, k), span(head, v)))),
             Err(e) => {
                 tracing::warn!("uwsgi: {e}");
                 return Some(Prep::Close);
@@ -689,25 +690,16 @@ impl Server {
         let cl = vars.var(b"CONTENT_LENGTH").map(content_length).unwrap_or(0);
         let http11 = vars.var(b"SERVER_PROTOCOL") != Some(b"HTTP/1.0");
         c.io.out = Out::Uwsgi { http11 };
-        let limit = self.ctx.cfg.limit_post;
-        if limit > 0 && cl > limit {
-            tracing::warn!("request body of {cl} bytes exceeds limit-post {limit}");
-            return Some(Prep::Refuse(413, "Request Entity Too Large\n"));
-        }
-        c.io.body = if cl > 0 { Body::Length(cl) } else { Body::Done };
+        c.io.body = match self.length_body(cl) {
+            Ok(b) => b,
+            Err(p) => return Some(p),
+        };
         c.head = None;
-        c.stage = Stage::Body;
         Some(Prep::Ready)
     }
 
     /// Answer an error status (the connection is closed after it).
-    fn refuse(&self, c: &mut Conn, status: u16, text: &'static str) {
-        let text = match status {
-            400 => "Bad Request\n",
-            405 => "Method Not Allowed\n",
-            431 => "Request Header Fields Too Large\n",
-            _ => text,
-        };
+    fn refuse(&self, c: &mut Conn, status: u16) {
         if c.http {
             c.io.out = Out::Http {
                 minor: c.head.map(|h| h.minor).unwrap_or(1),
@@ -716,7 +708,7 @@ impl Server {
             };
         }
         let head = ResponseHead::error(status);
-        let body = ResponseBody::Full(bytes::Bytes::from_static(text.as_bytes()));
+        let body = ResponseBody::Full(bytes::Bytes::from_static(error_text(status).as_bytes()));
         let _ = c.io.write_whole(&head, &body);
     }
 
@@ -800,14 +792,7 @@ impl Server {
                         _ => 400,
                     };
                     tracing::warn!("request body: {e}: answering {status}");
-                    reply = Reply::error(
-                        status,
-                        match status {
-                            408 => "Request Timeout\n",
-                            413 => "Request Entity Too Large\n",
-                            _ => "Bad Request\n",
-                        },
-                    );
+                    reply = Reply::error(status, error_text(status));
                     if let Out::Http { keep_alive, .. } = &mut io.out {
                         *keep_alive = false;
                     }
@@ -865,6 +850,26 @@ impl Server {
             return false;
         }
         ok && io.keeps_alive() && !self.stopping()
+    }
+}
+
+/// Move a complete request head (`len` bytes) out of the read buffer into `req`; the
+/// connection goes on to its body.
+fn take_head(c: &mut Conn, len: usize) {
+    c.req.head.clear();
+    c.req.head.extend_from_slice(&c.io.rbuf[..len]);
+    c.io.rbuf.drain(..len);
+    c.stage = Stage::Body;
+}
+
+/// The plain-text body of an error the worker answers itself.
+fn error_text(status: u16) -> &'static str {
+    match status {
+        405 => "Method Not Allowed\n",
+        408 => "Request Timeout\n",
+        413 => "Request Entity Too Large\n",
+        431 => "Request Header Fields Too Large\n",
+        _ => "Bad Request\n",
     }
 }
 

@@ -329,13 +329,14 @@ pub fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
 }
 
 /// Close after a response whose request was not read to its end: shut our side down and
-/// drain briefly, so the unread bytes do not make the kernel reset the connection (which can
-/// destroy the response before the client reads it).
-pub fn linger_close(fd: OwnedFd) {
+/// drain for up to `wait` (zero: only what is already there), so the unread bytes do not make
+/// the kernel reset the connection (which can destroy the response before the client reads
+/// it).
+pub fn linger_close(fd: OwnedFd, wait: Duration) {
     let raw = fd.as_raw_fd();
     // SAFETY: valid fd.
     unsafe { libc::shutdown(raw, libc::SHUT_WR) };
-    let deadline = Instant::now() + Duration::from_millis(200);
+    let deadline = Instant::now() + wait;
     let mut buf = Vec::with_capacity(16 * 1024);
     loop {
         buf.clear();

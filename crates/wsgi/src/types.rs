@@ -24,7 +24,7 @@ pub enum BodyError {
 }
 
 /// A byte range `[start, end)` of a buffer (kept as offsets so the buffer can be reused).
-pub type Span = (u32, u32);
+pub use liege_protocol::http1::Span;
 
 /// An HTTP request head, borrowed from the worker's buffer (names and values as sent).
 #[derive(Debug, Clone, Copy)]
@@ -110,8 +110,8 @@ pub struct ConnInfo {
 /// streamed bodies see it. Every method may block on the socket; callers release the GIL
 /// first unless `wait` is false.
 pub trait Exchange: Send {
-    /// Append up to `max` more body bytes to `out`. `Ok(0)` at the end of the body. With
-    /// `wait == false`, answers `Err(None)`-like [`Read::WouldBlock`] instead of waiting.
+    /// Append up to `max` more body bytes to `out`; `Read::Bytes(0)` at the end of the body.
+    /// With `wait == false`, answers [`Read::WouldBlock`] instead of waiting for the socket.
     fn read_body(&mut self, out: &mut Vec<u8>, max: usize, wait: bool) -> Read;
     /// Send the head of a streamed response (status line, headers, framing).
     fn start_stream(&mut self, head: &ResponseHead) -> std::io::Result<()>;
