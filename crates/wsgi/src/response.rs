@@ -29,6 +29,20 @@ pub(crate) struct SrState {
     core: u32,
 }
 
+impl SrState {
+    /// The status and headers the app gave (`None` before start_response), moved out.
+    fn take_head(&mut self) -> Option<ResponseHead> {
+        let (status, reason) = self.status.clone()?;
+        Some(ResponseHead {
+            status,
+            reason,
+            headers: std::mem::take(&mut self.headers),
+            core: self.core,
+            exception: false,
+        })
+    }
+}
+
 /// The `start_response` callable of one request.
 #[pyclass(frozen, module = "liege", name = "StartResponse")]
 pub struct StartResponse {
@@ -158,27 +172,6 @@ impl StartResponse {
         lock(&self.st).status.is_some()
     }
 
-    /// The app's status and headers, for a whole body. Errors if start_response was not
-    /// called (or the head already went out as a stream).
-    pub(crate) fn whole_head(&self) -> PyResult<ResponseHead> {
-        let mut st = lock(&self.st);
-        if st.streamed.is_some() {
-            return Err(PyRuntimeError::new_err("headers already sent"));
-        }
-        let Some((status, reason)) = st.status.clone() else {
-            return Err(PyRuntimeError::new_err(
-                "the application did not call start_response",
-            ));
-        };
-        Ok(ResponseHead {
-            status,
-            reason,
-            headers: std::mem::take(&mut st.headers),
-            core: st.core,
-            exception: false,
-        })
-    }
-
     /// The app failed: answer `status` if nothing was sent yet, else cut the stream.
     pub(crate) fn fail(&self, status: u16) {
         let mut st = lock(&self.st);
@@ -196,18 +189,9 @@ impl StartResponse {
             return Ok(Sent::Gone);
         }
         let head = if st.streamed.is_none() {
-            let Some((status, reason)) = st.status.clone() else {
-                return Err(PyRuntimeError::new_err(
-                    "write() or a body item before start_response was called",
-                ));
-            };
-            Some(ResponseHead {
-                status,
-                reason,
-                headers: std::mem::take(&mut st.headers),
-                core: st.core,
-                exception: false,
-            })
+            Some(st.take_head().ok_or_else(|| {
+                PyRuntimeError::new_err("write() or a body item before start_response was called")
+            })?)
         } else {
             None
         };
@@ -255,8 +239,9 @@ impl StartResponse {
         if let Some(s) = st.failed {
             return Ok(Outcome::Failed(s));
         }
-        drop(st);
-        self.whole_head().map(Outcome::Head)
+        st.take_head()
+            .map(Outcome::Head)
+            .ok_or_else(|| PyRuntimeError::new_err("the application did not call start_response"))
     }
 }
 
