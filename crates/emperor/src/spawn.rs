@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct Launcher {
     /// `emperor-wrapper`, or liege itself.
     pub program: PathBuf,
+    /// `program` is an `emperor-wrapper` (uWSGI), not liege.
+    pub wrapped: bool,
     /// Arguments before `--ini NAME`.
     pub before: Vec<OsString>,
     /// Arguments after `--ini NAME`.
@@ -90,6 +92,7 @@ impl Launcher {
             after.push(abs(t));
         }
         Launcher {
+            wrapped: cfg.wrapper.is_some(),
             program,
             before,
             after,
@@ -98,6 +101,18 @@ impl Launcher {
             exe: liege_sys::spawn::SelfExe::open()
                 .ok()
                 .map(std::sync::Arc::new),
+        }
+    }
+
+    /// The signal a vassal gets when the emperor dies (PR_SET_PDEATHSIG). A liege master
+    /// takes SIGKILL: its workers have their own death signal and a guard for its group.
+    /// A wrapper (uWSGI) gets SIGINT, its "kill the whole stack now": a SIGKILLed uWSGI
+    /// master leaves its workers orphaned, spinning on the closed master pipe.
+    fn death_signal(&self) -> i32 {
+        if self.wrapped {
+            libc::SIGINT
+        } else {
+            libc::SIGKILL
         }
     }
 
@@ -153,7 +168,7 @@ impl Launcher {
             cwd: Some(cwd),
             creds: creds.map(Credentials::child),
             limits: Default::default(),
-            pdeathsig: Some(libc::SIGKILL),
+            pdeathsig: Some(self.death_signal()),
             parent: Some(std::process::id() as libc::pid_t),
         };
         // stderr: a pipe the emperor relays to its own stderr, remembering the last error
