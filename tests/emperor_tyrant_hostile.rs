@@ -286,6 +286,79 @@ fn a_vassal_refuses_a_file_swapped_after_the_check() {
     assert!(ok, "{err}");
 }
 
+/// Point 2, the handed file: a tyrant emperor hands a liege vassal the descriptor of the very
+/// file it opened and checked (`LIEGE__VASSAL_FILE_FD`), and the vassal parses that inode, not
+/// whatever the name holds by the time it starts: here the name holds B's file, and the vassal
+/// runs the checked content as A anyway. A reload (SIGHUP) reads the name again, owner-checked.
+#[test]
+fn a_vassal_parses_the_file_the_emperor_checked() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: tyrant mode needs root");
+        return;
+    }
+    let a = ensure_user("liege-hostile-a");
+    let b = ensure_user("liege-hostile-b");
+    let s = setup();
+    let dir = s.dir("handed", (0, 0));
+    let port = free_port();
+    let checked = dir.join("checked.ini");
+    s.file(&checked, &s.ini(port, "checked"), a);
+    let name = dir.join("app.ini");
+    s.file(&name, &s.ini(port, "swapped-by-b"), b);
+    let handed = std::fs::File::open(&checked).unwrap();
+    std::fs::remove_file(&checked).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&handed);
+    let start = |args: &[&str], log: &str| {
+        let mut cmd = s.sb.command(&s.liege);
+        cmd.args(args)
+            .current_dir(&dir)
+            .env("LIEGE__VASSAL_OWNER", a.0.to_string())
+            .env("LIEGE__VASSAL_FILE_FD", fd.to_string())
+            .uid(a.0)
+            .gid(a.1);
+        // SAFETY: fcntl only, in the child before exec: the handed file survives the exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        s.sb.spawn(cmd, log)
+    };
+    let mut check = start(&["--check", "--ini", "app.ini"], "check");
+    let status = check.wait_timeout(T).expect("check exits");
+    assert!(status.success(), "{}", check.output());
+    let mut m = start(&["--ini", "app.ini"], "vassal");
+    let addr = format!("127.0.0.1:{port}");
+    let r = wait_for(T, "the vassal answering", || {
+        liege_testkit::http_get(&addr, "/")
+    });
+    assert!(
+        r.text().starts_with("checked ") && r.text().contains(&format!("uid={}", a.0)),
+        "{}",
+        r.text()
+    );
+    // A reload reads the name again: B's file there is refused, and the old workers serve on.
+    m.signal(nix::sys::signal::Signal::SIGHUP);
+    m.wait_output(T, &format!("owned by uid {}", b.0));
+    assert!(liege_testkit::http_get(&addr, "/")
+        .unwrap()
+        .text()
+        .starts_with("checked "));
+    // The owner's own edit is what the next reload runs.
+    std::fs::remove_file(&name).unwrap();
+    s.file(&name, &s.ini(port, "edited"), a);
+    m.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for(T, "the reload to run the edited file", || {
+        liege_testkit::http_get(&addr, "/").filter(|r| r.text().starts_with("edited "))
+    });
+    m.signal(nix::sys::signal::Signal::SIGINT);
+    assert!(m.wait_timeout(T).is_some());
+}
+
 /// Point 4: with `emperor-on-demand-extension`, a user's `.socket` file names a socket the
 /// root emperor binds. It must not make the emperor delete a root-owned socket in a root-only
 /// directory, nor read a root-only file through a symlink into the log and the stats; a

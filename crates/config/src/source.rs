@@ -78,6 +78,9 @@ pub const MAX_CONFIG_TOTAL: usize = 4 << 20;
 /// `--ini` file, opened without following a symlink (docs/security.md). The `LIEGE__` prefix
 /// keeps it from being read as an option.
 pub const VASSAL_OWNER_ENV: &str = "LIEGE__VASSAL_OWNER";
+/// Set with [`VASSAL_OWNER_ENV`] for a liege vassal (and its config check): the descriptor
+/// of the very file the emperor opened and checked, which the first `--ini` is read from.
+pub const VASSAL_FILE_FD_ENV: &str = "LIEGE__VASSAL_FILE_FD";
 /// Maximum number of entries one parse collects from ini files, and of items in one `for`
 /// loop (guards against loops and includes multiplying a small file into millions of entries).
 pub const MAX_ENTRIES: usize = 100_000;
@@ -116,6 +119,8 @@ pub struct Loader {
     owner: Option<u32>,
     /// Text already read for one file (the emperor hands in what it read from its own fd).
     preload: Option<(PathBuf, String)>,
+    /// [`VASSAL_FILE_FD_ENV`]: the descriptor to read the owner-checked first `--ini` from.
+    handed: Option<i32>,
     /// Config bytes read so far (see [`MAX_CONFIG_TOTAL`]).
     read_total: usize,
     pub out: Collected,
@@ -142,6 +147,7 @@ impl Loader {
             env_vars: Default::default(),
             owner: None,
             preload: None,
+            handed: None,
             read_total: 0,
             out: Collected::default(),
         }
@@ -163,6 +169,17 @@ impl Loader {
                     v,
                     &Origin::Env(var.clone()),
                     "expected a uid",
+                )),
+            }
+        }
+        if let Some((var, v)) = env.iter().find(|(k, _)| k == VASSAL_FILE_FD_ENV) {
+            match v.trim().parse::<i32>() {
+                Ok(fd) if fd >= 3 => self.handed = Some(fd),
+                _ => self.out.errors.push(ConfigError::invalid(
+                    VASSAL_FILE_FD_ENV,
+                    v,
+                    &Origin::Env(var.clone()),
+                    "expected a file descriptor number",
                 )),
             }
         }
@@ -665,9 +682,13 @@ impl Loader {
             _ => None,
         };
         let owner = self.owner.filter(|_| set_first && self.first.is_none());
+        let handed = owner.and(self.handed.take()).and_then(take_handed);
         let read = match (preloaded, owner) {
             (Some(t), _) => Ok(t),
-            (None, Some(uid)) => read_owned(&file, uid),
+            (None, Some(uid)) => match handed {
+                Some(f) => read_file(&f, Some(uid)),
+                None => read_owned(&file, uid),
+            },
             (None, None) => read_bounded(&file),
         };
         let read = read.and_then(|t| {
@@ -845,8 +866,7 @@ pub fn with_reader<T>(uid: u32, f: impl FnOnce() -> T) -> T {
 }
 
 fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
     if nofollow {
         flags |= libc::O_NOFOLLOW;
@@ -861,6 +881,14 @@ fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Res
             ),
             _ => e,
         })?;
+    read_file(&f, owner)
+}
+
+/// Judge an opened config file by `fstat` (a regular file; readable for [`with_reader`]'s
+/// uid; owned by `owner`, which must be our own uid) and read it from offset 0 with `pread`
+/// (a descriptor handed in by the emperor shares its offset with the emperor's).
+fn read_file(f: &std::fs::File, owner: Option<u32>) -> std::io::Result<String> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(std::io::Error::other(
@@ -884,15 +912,47 @@ fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Res
             )));
         }
     }
-    let mut text = String::new();
-    f.take(MAX_FILE_SIZE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_SIZE {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB",
-            MAX_FILE_SIZE >> 20
-        )));
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match f.read_at(&mut chunk, buf.len() as u64) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() as u64 > MAX_FILE_SIZE {
+            return Err(std::io::Error::other(format!(
+                "larger than {} MiB",
+                MAX_FILE_SIZE >> 20
+            )));
+        }
     }
-    Ok(text)
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// Take the vassal file descriptor a tyrant emperor handed in ([`VASSAL_FILE_FD_ENV`]), at
+/// most once per process: a master re-parsing its config on reload reads the file by name
+/// again (with the owner check), and never trusts a number that may name another descriptor
+/// by then.
+fn take_handed(fd: i32) -> Option<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if fd < 3 || TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: the emperor kept this descriptor open across exec for us alone (the number came
+    // from its environment variable); it is taken once per process (TAKEN), so nothing else
+    // owns or closes it. If the number is not open, fstat on it fails and the file is refused.
+    Some(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// Why a config file could not be read as text.

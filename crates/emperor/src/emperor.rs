@@ -95,6 +95,8 @@ struct Entry {
     watch_cancel: Option<oneshot::Sender<()>>,
     /// Tyrant mode: the checked directory holding the accepted file (the vassal starts in it).
     dir: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Tyrant mode: the accepted file itself, which the vassal parses (not its name).
+    file: Option<Arc<std::os::fd::OwnedFd>>,
     /// Tyrant mode: the config check running for the file as last read, and its number.
     pending: Option<(u64, Accepted)>,
 }
@@ -103,6 +105,8 @@ struct Entry {
 struct Accepted {
     owner: Owner,
     dir: Arc<std::os::fd::OwnedFd>,
+    /// The opened file (`Opened::file`), handed to the check and the vassal.
+    file: Arc<std::os::fd::OwnedFd>,
     first: bool,
     old_owner: Option<Owner>,
     content: String,
@@ -142,6 +146,7 @@ impl Entry {
             od_decided: false,
             watch_cancel: None,
             dir: None,
+            file: None,
             pending: None,
         }
     }
@@ -966,6 +971,7 @@ impl Emperor {
         let accepted = Accepted {
             owner,
             dir: Arc::new(opened.dir),
+            file: Arc::new(opened.file),
             first,
             old_owner,
             content,
@@ -1052,6 +1058,7 @@ impl Emperor {
             .clone();
         let launcher = self.launcher.clone();
         let dir = accepted.dir.clone();
+        let file = accepted.file.clone();
         let e = self.vassals.get_mut(path).expect("entry");
         e.pending = Some((gen, accepted));
         let tx = self.child_tx.clone();
@@ -1060,7 +1067,7 @@ impl Emperor {
         // PR_SET_PDEATHSIG wants.
         tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let result = match launcher.spawn_check(&key, &creds, &dir) {
+            let result = match launcher.spawn_check(&key, &creds, &dir, &file) {
                 Ok(child) => run_check(child).await,
                 Err(err) => Err(format!("cannot start the config check: {err}")),
             };
@@ -1162,6 +1169,7 @@ impl Emperor {
         let Accepted {
             owner,
             dir,
+            file,
             first,
             old_owner,
             ..
@@ -1171,6 +1179,7 @@ impl Emperor {
             tyrant && !first && old_owner.map(|o| (o.uid, o.gid)) != Some((owner.uid, owner.gid));
         e.creds = creds;
         e.dir = tyrant.then_some(dir);
+        e.file = tyrant.then_some(file);
         if running && owner_changed {
             tracing::info!(vassal = %path.display(), uid = owner.uid, gid = owner.gid, "file owner changed: restarting the vassal as the new owner");
             self.feed(
@@ -1447,7 +1456,7 @@ impl Emperor {
         match self.launcher.spawn(
             path,
             e.creds.as_ref(),
-            e.dir.as_deref(),
+            e.dir.as_deref().zip(e.file.as_deref()),
             e.od.as_ref().map(|o| &o.fd),
         ) {
             Ok((child, sock)) => {

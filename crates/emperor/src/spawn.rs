@@ -116,6 +116,14 @@ impl Launcher {
         }
     }
 
+    /// The environment entry that hands `file` (kept open across exec) to a liege vassal.
+    fn handed(file: &OwnedFd) -> (OsString, OsString) {
+        (
+            liege_config::source::VASSAL_FILE_FD_ENV.into(),
+            file.as_raw_fd().to_string().into(),
+        )
+    }
+
     /// The arguments (without argv[0]) for the vassal file `file`, named as `name`
     /// (the bare file name to spawn from its directory, the absolute path to validate).
     pub fn args(&self, file: &Path, name: &OsString) -> Vec<OsString> {
@@ -129,15 +137,17 @@ impl Launcher {
     }
 
     /// Spawn the vassal for `file`. Returns the child and the emperor's end of the pipe.
-    /// `dir`: the directory the emperor opened and checked (tyrant mode), entered with
-    /// `fchdir` so that a path swapped since cannot change where the vassal starts.
+    /// `checked` (tyrant mode): the directory the emperor opened and checked, entered with
+    /// `fchdir` so that a path swapped since cannot change where the vassal starts, and the
+    /// opened file itself, which a liege vassal parses instead of opening the name again.
     pub fn spawn(
         &self,
         file: &Path,
         creds: Option<&Credentials>,
-        dir: Option<&OwnedFd>,
+        checked: Option<(&OwnedFd, &OwnedFd)>,
         on_demand: Option<&OwnedFd>,
     ) -> std::io::Result<(Proc, UnixStream)> {
+        let dir = checked.map(|(d, _)| d);
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
         // Non-tyrant: the file's directory as named (symlinks followed, as uWSGI does).
         let opened;
@@ -155,16 +165,22 @@ impl Launcher {
         argv.extend(self.args(file, &name));
         let mut env = self.env.clone();
         env.push((EMPEROR_FD_ENV.into(), fd.to_string().into()));
+        let mut keep = vec![fd];
         if let Some(c) = creds {
             // A liege vassal refuses its file unless this uid owns it (docs/security.md).
             env.push((
                 liege_config::source::VASSAL_OWNER_ENV.into(),
                 c.uid.to_string().into(),
             ));
+            if let Some((_, f)) = checked.filter(|_| !self.wrapped) {
+                keep.push(f.as_raw_fd());
+                env.push(Self::handed(f));
+            }
         }
         let pre = liege_sys::spawn::PreExec {
-            // The vassal's end of the pipe survives exec; every other fd is CLOEXEC.
-            keep: vec![fd],
+            // The vassal's end of the pipe (and the checked file) survive exec; every other
+            // fd is CLOEXEC.
+            keep,
             cwd: Some(cwd),
             creds: creds.map(Credentials::child),
             limits: Default::default(),
@@ -203,6 +219,7 @@ impl Launcher {
         file: &Path,
         creds: &Credentials,
         dir: &OwnedFd,
+        opened: &OwnedFd,
     ) -> std::io::Result<(Proc, OwnedFd)> {
         let name: OsString = file.file_name().unwrap_or(file.as_os_str()).to_os_string();
         let mut argv: Vec<OsString> = vec!["liege".into()];
@@ -213,10 +230,11 @@ impl Launcher {
             liege_config::source::VASSAL_OWNER_ENV.into(),
             creds.uid.to_string().into(),
         ));
+        env.push(Self::handed(opened));
         let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let devnull = std::fs::File::options().write(true).open("/dev/null")?;
         let pre = liege_sys::spawn::PreExec {
-            keep: Vec::new(),
+            keep: vec![opened.as_raw_fd()],
             cwd: Some(dir.as_raw_fd()),
             creds: Some(creds.child()),
             limits: liege_sys::spawn::ChildLimits {

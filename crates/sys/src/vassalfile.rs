@@ -33,6 +33,9 @@ pub struct Opened {
     pub dirs: Vec<DirOwner>,
     /// The file's content, read from the opened descriptor.
     pub content: Vec<u8>,
+    /// The opened file itself: a tyrant emperor hands it to the vassal and to the owner's
+    /// config check, which parse the very inode checked here, not whatever the name holds now.
+    pub file: OwnedFd,
 }
 
 /// Why a vassal file could not be opened.
@@ -177,6 +180,7 @@ pub fn open(base: &Path, path: &Path, nofollow: bool, max: u64) -> Result<Opened
         mode: st.st_mode & 0o7777,
         dirs,
         content,
+        file: file.into(),
     })
 }
 
