@@ -44,6 +44,20 @@ fn a_users_symlink_is_not_written_through() {
     assert!(m.output().contains("symlink"), "{}", m.output());
     drop(m);
 
+    // A hard link to the root-only file (possible where protected_hardlinks is off) is not
+    // written into either.
+    let hard = run.join("hard.pid");
+    std::fs::hard_link(&victim, &hard).unwrap();
+    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
+        .arg("--pidfile")
+        .arg(&hard);
+    let m = sb.spawn(cmd, "liege-hard");
+    wait_version(&addr, "v1", T);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(m.output().contains("hard link"), "{}", m.output());
+    drop(m);
+
     let logto = link("app.log");
     let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
     cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])

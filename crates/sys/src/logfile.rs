@@ -46,10 +46,16 @@ pub fn open_nofollow(path: &Path, log: bool) -> io::Result<File> {
     let meta = f.metadata()?;
     let ft = meta.file_type();
     if ft.is_file() {
-        if meta.nlink() > 1 && meta.uid() != nix::unistd::geteuid().as_raw() {
-            return Err(io::Error::other(
-                "is a hard link to a file owned by someone else (never written into)",
-            ));
+        // A second name for a file: as root, any file at all (a user may hard-link a root
+        // file such as /etc/shadow into a directory they own where protected_hardlinks is
+        // off); otherwise one owned by someone else.
+        let euid = nix::unistd::geteuid().as_raw();
+        if meta.nlink() > 1 && (euid == 0 || meta.uid() != euid) {
+            return Err(io::Error::other(format!(
+                "is a hard link ({} names) to a file owned by uid {} (never written into)",
+                meta.nlink(),
+                meta.uid()
+            )));
         }
     } else if !(log && (ft.is_char_device() || ft.is_fifo())) {
         return Err(io::Error::other("is not a regular file"));
