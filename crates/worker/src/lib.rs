@@ -280,6 +280,19 @@ pub fn run(boot: WorkerBoot) -> i32 {
         return 1;
     }
     let mut serving = Vec::new();
+    if threads > 1 {
+        let s = server.clone();
+        let t = std::thread::Builder::new()
+            .name("liege-nudge".into())
+            .spawn(move || s.run_nudger());
+        match t {
+            Ok(t) => serving.push(t),
+            Err(e) => {
+                tracing::error!("cannot start the nudger thread: {e}");
+                return 1;
+            }
+        }
+    }
     for core in 1..threads {
         let s = server.clone();
         let t = std::thread::Builder::new()

@@ -22,6 +22,12 @@
 //! (`socket-timeout` for a request under way, [`IDLE_TIMEOUT`] between keep-alive
 //! requests) enforced by [`Server::sweep`].
 //!
+//! With several threads only one of them (the leader) waits in epoll at a time; the thread
+//! that takes an event serves it and comes back to lead again, so quick requests cost no
+//! wake-up of another thread and no GIL hand-off. A follower is woken only when the leader
+//! has been busy for [`NUDGE`] (see [`Server::run_nudger`]). With one epoll waiter per set,
+//! the level-triggered listener never wakes a second thread for the same connection.
+//!
 //! Listening sockets are in every worker's epoll with `EPOLLEXCLUSIVE`: a new connection
 //! wakes one worker, not all. After accepting, a thread looks at the scoreboard
 //! ([`crate::acceptor::Balance`]): a worker holding more than its share moves to the back
@@ -54,6 +60,25 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// A worker moves to the back of the listeners' wake-up queue after this many accepts.
 const ROTATE_EVERY: u32 = 16;
+
+/// With several threads, how long the leader may be busy before a follower is woken to
+/// wait in epoll in its place (see [`Server::run_nudger`]).
+const NUDGE: Duration = Duration::from_micros(500);
+
+/// The nudger stops looking every NUDGE once no request came for this long.
+const NUDGER_IDLE: Duration = Duration::from_millis(100);
+
+/// Which serving thread waits in epoll (threads > 1).
+#[derive(Default)]
+struct Turn {
+    /// A thread is in (or on its way to) epoll_wait.
+    leader: bool,
+    /// Threads waiting to lead.
+    followers: usize,
+    /// When the last leader left epoll with something to serve.
+    busy_since: Option<Instant>,
+    nudger_asleep: bool,
+}
 
 /// Token bit of listening sockets (connection tokens are `generation << 32 | slot`).
 const LISTENER: u64 = 1 << 63;
@@ -185,6 +210,11 @@ pub struct Server {
     handler: Arc<liege_wsgi::Handler>,
     balance: Option<Balance>,
     rules: h1::Rules,
+    /// Several serving threads: one at a time waits in epoll ([`Turn`]).
+    multi: bool,
+    turn: Mutex<Turn>,
+    follow: std::sync::Condvar,
+    nudge: std::sync::Condvar,
 }
 
 fn unix_ms() -> u64 {
@@ -220,6 +250,10 @@ impl Server {
                 max_headers: (ctx.cfg.max_vars as usize).max(16),
                 keep_underscore: ctx.cfg.keep_underscore_headers,
             },
+            multi: ctx.cfg.threads > 1,
+            turn: Mutex::new(Turn::default()),
+            follow: std::sync::Condvar::new(),
+            nudge: std::sync::Condvar::new(),
             balance,
             handler,
             ctx,
@@ -351,7 +385,14 @@ impl Server {
             if self.stopping() && self.drained() {
                 return;
             }
-            let Some(token) = self.ep.wait_one(STOP_CHECK) else {
+            if self.multi && !self.lead() {
+                continue;
+            }
+            let got = self.ep.wait_one(STOP_CHECK);
+            if self.multi {
+                self.step_down(got.is_some());
+            }
+            let Some(token) = got else {
                 continue;
             };
             if token & LISTENER != 0 {
@@ -369,6 +410,78 @@ impl Server {
             if let Some(c) = c {
                 self.drive(c, core);
             }
+        }
+    }
+
+    /// Several threads: become the one thread waiting in epoll, or wait (as a follower)
+    /// until there is none or the nudger asks for another. `false`: look again.
+    fn lead(&self) -> bool {
+        let mut t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.leader {
+            t.leader = true;
+            return true;
+        }
+        t.followers += 1;
+        t = self
+            .follow
+            .wait_timeout(t, STOP_CHECK)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        t.followers -= 1;
+        false
+    }
+
+    /// The leader leaves epoll (to serve what woke it, or to look at the stop flag).
+    fn step_down(&self, busy: bool) {
+        let mut t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        t.leader = false;
+        if busy {
+            t.busy_since = Some(Instant::now());
+            if t.nudger_asleep {
+                self.nudge.notify_one();
+            }
+        }
+    }
+
+    /// The nudger thread (threads > 1). Only one serving thread waits in epoll; the one that
+    /// takes an event serves it and comes back, so while requests are quick the other
+    /// threads sleep (no wake-up per request, no GIL ping-pong). When no thread has waited
+    /// in epoll for [`NUDGE`] (the last leader is still busy: an app that waits on I/O),
+    /// one follower is woken to lead. It looks every NUDGE while requests come, and sleeps
+    /// once none came for [`NUDGER_IDLE`].
+    pub fn run_nudger(&self) {
+        let mut t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.stopping() && self.drained() {
+                self.follow.notify_all();
+                return;
+            }
+            let now = Instant::now();
+            match t.busy_since {
+                Some(since) if !t.leader && now >= since + NUDGE => {
+                    if t.followers > 0 {
+                        self.follow.notify_one();
+                    }
+                    t.busy_since = Some(now);
+                }
+                Some(since) if t.leader && now >= since + NUDGER_IDLE => {
+                    t.busy_since = None;
+                }
+                None => {
+                    t.nudger_asleep = true;
+                    t = self
+                        .nudge
+                        .wait_timeout(t, STOP_CHECK)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    t.nudger_asleep = false;
+                    continue;
+                }
+                _ => {}
+            }
+            drop(t);
+            std::thread::sleep(NUDGE);
+            t = self.turn.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
 
