@@ -86,6 +86,21 @@ pub fn ensure_user(name: &str) -> (u32, u32) {
     if let Some(ids) = get() {
         return ids;
     }
+    // Tests run in parallel: one useradd at a time, and look again once it is our turn.
+    let lock = std::fs::File::create("/tmp/liege-test-useradd.lock").expect("lock file");
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map(|guard| {
+            if get().is_none() {
+                let _ = std::process::Command::new("useradd")
+                    .args(["--system", "--no-create-home", "--user-group", name])
+                    .status();
+            }
+            drop(guard);
+        })
+        .ok();
+    if let Some(ids) = get() {
+        return ids;
+    }
     let _ = std::process::Command::new("useradd")
         .args(["--system", "--no-create-home", "--user-group", name])
         .status();

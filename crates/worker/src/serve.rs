@@ -63,7 +63,7 @@ const ROTATE_EVERY: u32 = 16;
 
 /// With several threads, how long the leader may be busy before a follower is woken to
 /// wait in epoll in its place (see [`Server::run_nudger`]).
-const NUDGE: Duration = Duration::from_micros(500);
+const NUDGE: Duration = Duration::from_micros(200);
 
 /// The nudger stops looking every NUDGE once no request came for this long.
 const NUDGER_IDLE: Duration = Duration::from_millis(100);
