@@ -683,26 +683,18 @@ impl Loader {
         };
         let owner = self.owner.filter(|_| set_first && self.first.is_none());
         let handed = owner.and(self.handed.take()).and_then(take_handed);
-        let read = match (preloaded, owner) {
-            (Some(t), _) => Ok(t),
-            (None, Some(uid)) => match handed {
-                Some(f) => read_file(&f, Some(uid)),
-                None => read_owned(&file, uid),
-            },
-            (None, None) => read_bounded(&file),
-        };
-        let read = read.and_then(|t| {
-            self.read_total += t.len();
-            if self.read_total > MAX_CONFIG_TOTAL {
-                Err(std::io::Error::other(format!(
-                    "more than {} MiB of config files in all (the budget of one parse)",
-                    MAX_CONFIG_TOTAL >> 20
-                )))
-            } else {
-                Ok(t)
+        let read = match preloaded {
+            Some(t) => self.charge(t.len()).map(|()| t).map_err(IniReadError::Io),
+            None => match (handed, owner) {
+                (Some(f), Some(uid)) => read_file(&f, Some(uid)),
+                (_, Some(uid)) => read_checked(&file, true, Some(uid)),
+                (_, None) => read_checked(&file, false, None),
             }
-        });
-        let text = match read.map_err(|e| not_text(&file, e)).and_then(checked_text) {
+            .and_then(|b| self.charge(b.len()).map(|()| b))
+            .map_err(IniReadError::Io)
+            .and_then(text_of),
+        };
+        let text = match read.and_then(checked_text) {
             Ok(t) => t,
             Err(IniReadError::NotText { line }) => {
                 self.out.errors.push(ConfigError::IniSyntax {
@@ -736,6 +728,19 @@ impl Loader {
         self.depth += 1;
         self.parse_ini(&text, &shown, section, &magic);
         self.depth -= 1;
+    }
+
+    /// Count `n` bytes of config against [`MAX_CONFIG_TOTAL`].
+    fn charge(&mut self, n: usize) -> std::io::Result<()> {
+        self.read_total += n;
+        if self.read_total > MAX_CONFIG_TOTAL {
+            Err(std::io::Error::other(format!(
+                "more than {} MiB of config files in all (the budget of one parse)",
+                MAX_CONFIG_TOTAL >> 20
+            )))
+        } else {
+            Ok(())
+        }
     }
 
     /// Parse ini text (uWSGI 2.0 grammar, §1.2) and append the entries of the wanted section:
@@ -840,13 +845,16 @@ pub const MAX_FILE_SIZE: u64 = 16 << 20;
 /// Only regular files are read, opened non-blocking: a FIFO, device or socket is refused at
 /// once instead of stalling the reader.
 pub fn read_bounded(path: &Path) -> std::io::Result<String> {
-    read_checked(path, false, None)
+    read_checked(path, false, None).and_then(utf8)
 }
 
-/// [`read_bounded`] for a tyrant vassal's own file: not through a symlink, and owned by `uid`,
-/// which must be the reader's own uid (a file swapped in by someone else is refused).
-pub fn read_owned(path: &Path, uid: u32) -> std::io::Result<String> {
-    read_checked(path, true, Some(uid))
+fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 thread_local! {
@@ -865,7 +873,9 @@ pub fn with_reader<T>(uid: u32, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Result<String> {
+/// Open `path` (with `nofollow`: not through a symlink, as for a tyrant vassal's own file)
+/// and [`read_file`] it.
+fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
     if nofollow {
@@ -887,7 +897,7 @@ fn read_checked(path: &Path, nofollow: bool, owner: Option<u32>) -> std::io::Res
 /// Judge an opened config file by `fstat` (a regular file; readable for [`with_reader`]'s
 /// uid; owned by `owner`, which must be our own uid) and read it from offset 0 with `pread`
 /// (a descriptor handed in by the emperor shares its offset with the emperor's).
-fn read_file(f: &std::fs::File, owner: Option<u32>) -> std::io::Result<String> {
+fn read_file(f: &std::fs::File, owner: Option<u32>) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::{FileExt, MetadataExt};
     let meta = f.metadata()?;
     if !meta.is_file() {
@@ -931,12 +941,7 @@ fn read_file(f: &std::fs::File, owner: Option<u32>) -> std::io::Result<String> {
             )));
         }
     }
-    String::from_utf8(buf).map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        )
-    })
+    Ok(buf)
 }
 
 /// Take the vassal file descriptor a tyrant emperor handed in ([`VASSAL_FILE_FD_ENV`]), at
@@ -970,22 +975,12 @@ fn line_of(bytes: &[u8], at: usize) -> usize {
     bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// A read error; invalid UTF-8 becomes [`IniReadError::NotText`] with the line of the first
-/// bad byte (the file is read again, bounded, to find it).
-fn not_text(path: &Path, e: std::io::Error) -> IniReadError {
-    use std::io::Read;
-    if e.kind() != std::io::ErrorKind::InvalidData {
-        return IniReadError::Io(e);
-    }
-    let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_SIZE).read_to_end(&mut bytes));
-    match (read, std::str::from_utf8(&bytes)) {
-        (Ok(_), Err(u)) => IniReadError::NotText {
-            line: line_of(&bytes, u.valid_up_to()),
-        },
-        _ => IniReadError::Io(e),
-    }
+/// The bytes read as text; invalid UTF-8 is [`IniReadError::NotText`] with the line of the
+/// first bad byte.
+fn text_of(bytes: Vec<u8>) -> Result<String, IniReadError> {
+    String::from_utf8(bytes).map_err(|e| IniReadError::NotText {
+        line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
+    })
 }
 
 /// The text of a config file, unless it holds control characters (NUL and the like, other
