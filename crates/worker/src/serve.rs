@@ -459,10 +459,14 @@ impl Server {
             let now = Instant::now();
             match t.busy_since {
                 Some(since) if !t.leader && now >= since + NUDGE => {
+                    // With no follower every thread is busy, and the first one back leads:
+                    // nothing to do until a leader steps down again (which wakes us).
                     if t.followers > 0 {
                         self.follow.notify_one();
+                        t.busy_since = Some(now);
+                    } else {
+                        t.busy_since = None;
                     }
-                    t.busy_since = Some(now);
                 }
                 Some(since) if t.leader && now >= since + NUDGER_IDLE => {
                     t.busy_since = None;
