@@ -88,16 +88,9 @@ pub fn ensure_user(name: &str) -> (u32, u32) {
     }
     // Tests run in parallel: one useradd at a time, and look again once it is our turn.
     let lock = std::fs::File::create("/tmp/liege-test-useradd.lock").expect("lock file");
-    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map(|guard| {
-            if get().is_none() {
-                let _ = std::process::Command::new("useradd")
-                    .args(["--system", "--no-create-home", "--user-group", name])
-                    .status();
-            }
-            drop(guard);
-        })
-        .ok();
+    let _turn = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock the useradd lock file");
     if let Some(ids) = get() {
         return ids;
     }
