@@ -48,7 +48,12 @@ struct Setup {
     app: PathBuf,
 }
 
-fn setup() -> Setup {
+/// `None` (the test is skipped) unless this runs as root: tyrant mode needs root.
+fn setup() -> Option<Setup> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: tyrant mode needs root");
+        return None;
+    }
     let sb = Sandbox::new();
     mode(sb.path(), 0o755);
     let liege = sb.path().join("liege");
@@ -57,7 +62,7 @@ fn setup() -> Setup {
     let app = sb.path().join("app.py");
     std::fs::copy(liege_testkit::emperor::app("emperor_hello.py"), &app).unwrap();
     mode(&app, 0o644);
-    Setup { sb, liege, app }
+    Some(Setup { sb, liege, app })
 }
 
 impl Setup {
@@ -66,6 +71,13 @@ impl Setup {
             "[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nwsgi-file = {}\nprocesses = 1\nenv = MSG={msg}\n",
             self.app.display()
         )
+    }
+    /// `cmd` run in `dir` as `owner`, as a tyrant emperor starts the owner's vassal.
+    fn as_owner<'c>(&self, cmd: &'c mut Command, dir: &Path, owner: (u32, u32)) -> &'c mut Command {
+        cmd.current_dir(dir)
+            .env("LIEGE__VASSAL_OWNER", owner.0.to_string())
+            .uid(owner.0)
+            .gid(owner.1)
     }
     fn dir(&self, rel: &str, owner: (u32, u32)) -> PathBuf {
         let d = self.sb.path().join(rel);
@@ -115,13 +127,11 @@ fn wait_refused(e: &Emperor, path: &Path, needle: &str) -> serde_json::Value {
 /// owner is refused too.
 #[test]
 fn a_symlinked_or_foreign_directory_is_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: tyrant mode needs root");
+    let Some(s) = setup() else {
         return;
-    }
+    };
     let a = ensure_user("liege-hostile-a");
     let b = ensure_user("liege-hostile-b");
-    let s = setup();
     let root = (0, 0);
     s.dir("home", root);
     s.dir("home/a", a);
@@ -175,12 +185,10 @@ fn a_symlinked_or_foreign_directory_is_refused() {
 /// user's rights and its content is never echoed.
 #[test]
 fn hostile_files_do_not_stall_or_leak() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: tyrant mode needs root");
+    let Some(s) = setup() else {
         return;
-    }
+    };
     let a = ensure_user("liege-hostile-a");
-    let s = setup();
     let dir = s.dir("vassals", (0, 0));
     let fifo = s.sb.path().join("stall.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
@@ -246,13 +254,11 @@ fn hostile_files_do_not_stall_or_leak() {
 /// (by B, while the emperor starts A's vassal) is refused by the vassal itself.
 #[test]
 fn a_vassal_refuses_a_file_swapped_after_the_check() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: tyrant mode needs root");
+    let Some(s) = setup() else {
         return;
-    }
+    };
     let a = ensure_user("liege-hostile-a");
     let b = ensure_user("liege-hostile-b");
-    let s = setup();
     let dir = s.dir("vassals", (0, 0));
     let swapped = dir.join("app.ini");
     s.file(&swapped, &s.ini(free_port(), "b"), b);
@@ -261,15 +267,9 @@ fn a_vassal_refuses_a_file_swapped_after_the_check() {
     own(&link, a);
     s.file(&dir.join("mine.ini"), &s.ini(free_port(), "a"), a);
     let run = |name: &str| {
-        let out = Command::new(&s.liege)
-            .args(["--check", "--ini", name])
-            .current_dir(&dir)
-            .env_clear()
-            .env("LIEGE__VASSAL_OWNER", a.0.to_string())
-            .uid(a.0)
-            .gid(a.1)
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(&s.liege);
+        cmd.args(["--check", "--ini", name]).env_clear();
+        let out = s.as_owner(&mut cmd, &dir, a).output().unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -292,13 +292,11 @@ fn a_vassal_refuses_a_file_swapped_after_the_check() {
 /// runs the checked content as A anyway. A reload (SIGHUP) reads the name again, owner-checked.
 #[test]
 fn a_vassal_parses_the_file_the_emperor_checked() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: tyrant mode needs root");
+    let Some(s) = setup() else {
         return;
-    }
+    };
     let a = ensure_user("liege-hostile-a");
     let b = ensure_user("liege-hostile-b");
-    let s = setup();
     let dir = s.dir("handed", (0, 0));
     let port = free_port();
     let checked = dir.join("checked.ini");
@@ -310,12 +308,8 @@ fn a_vassal_parses_the_file_the_emperor_checked() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&handed);
     let start = |args: &[&str], log: &str| {
         let mut cmd = s.sb.command(&s.liege);
-        cmd.args(args)
-            .current_dir(&dir)
-            .env("LIEGE__VASSAL_OWNER", a.0.to_string())
-            .env("LIEGE__VASSAL_FILE_FD", fd.to_string())
-            .uid(a.0)
-            .gid(a.1);
+        cmd.args(args).env("LIEGE__VASSAL_FILE_FD", fd.to_string());
+        s.as_owner(&mut cmd, &dir, a);
         // SAFETY: fcntl only, in the child before exec: the handed file survives the exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -365,12 +359,10 @@ fn a_vassal_parses_the_file_the_emperor_checked() {
 /// socket in the user's own directory is bound with mode 0666, owned by the user.
 #[test]
 fn on_demand_names_from_users_are_confined() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: tyrant mode needs root");
+    let Some(s) = setup() else {
         return;
-    }
+    };
     let b = ensure_user("liege-hostile-b");
-    let s = setup();
     let dir = s.dir("vassals", (0, 0));
     let rootonly = s.sb.path().join("rootonly");
     std::fs::create_dir(&rootonly).unwrap();

@@ -6,6 +6,7 @@
 use liege_testkit::master::*;
 use liege_testkit::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
@@ -32,13 +33,15 @@ fn a_users_symlink_is_not_written_through() {
         std::os::unix::fs::lchown(&p, Some(user.0), Some(user.1)).unwrap();
         p
     };
-    let pidfile = link("app.pid");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
-    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
-        .arg("--pidfile")
-        .arg(&pidfile);
-    let m = sb.spawn(cmd, "liege");
+    // A master as root with `flag path` (its output in `<log>.log`).
+    let master = |flag: &str, path: &Path, log: &str| {
+        let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
+        cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py", flag])
+            .arg(path);
+        sb.spawn(cmd, log)
+    };
+    let m = master("--pidfile", &link("app.pid"), "liege");
     wait_version(&addr, "v1", T);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(m.output().contains("symlink"), "{}", m.output());
@@ -48,22 +51,13 @@ fn a_users_symlink_is_not_written_through() {
     // written into either.
     let hard = run.join("hard.pid");
     std::fs::hard_link(&victim, &hard).unwrap();
-    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
-    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
-        .arg("--pidfile")
-        .arg(&hard);
-    let m = sb.spawn(cmd, "liege-hard");
+    let m = master("--pidfile", &hard, "liege-hard");
     wait_version(&addr, "v1", T);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(m.output().contains("hard link"), "{}", m.output());
     drop(m);
 
-    let logto = link("app.log");
-    let mut cmd = sb.command(env!("CARGO_BIN_EXE_liege"));
-    cmd.args(["--http-socket", &addr, "--wsgi-file", "app.py"])
-        .arg("--logto")
-        .arg(&logto);
-    let mut m = sb.spawn(cmd, "liege2");
+    let mut m = master("--logto", &link("app.log"), "liege2");
     let st = m.wait_timeout(T).expect("refuses to start");
     assert!(!st.success());
     assert!(m.output().contains("symlink"), "{}", m.output());
