@@ -80,6 +80,33 @@ struct Turn {
     nudger_asleep: bool,
 }
 
+/// How long a worker holding more than its share of connections stops accepting, so that
+/// the next connections wake a less loaded worker (see [`Server::step_aside`]).
+const ASIDE: Duration = Duration::from_millis(2);
+
+/// After stepping aside in vain [`VAIN`] times in a row (the least loaded worker took
+/// nothing meanwhile: it is busy in a long request), a worker accepts whatever comes for
+/// this long before it steps aside again.
+const CALM: Duration = Duration::from_millis(100);
+const VAIN: u32 = 3;
+
+/// Whether the listening sockets are in this worker's epoll set, and what keeps them out.
+/// Every change goes through [`Server::gate`], under its lock.
+struct Gate {
+    /// The listeners are in the epoll set now.
+    registered: bool,
+    /// At `worker-max-connections`.
+    paused: bool,
+    /// Stepped aside for a less loaded worker until then.
+    aside_until: Option<Instant>,
+    /// The least loaded other worker's connections when this one stepped aside.
+    aside_from: u32,
+    /// Asides in a row in which the other worker took nothing.
+    vain: u32,
+    /// No stepping aside before then.
+    calm_until: Option<Instant>,
+}
+
 /// Token bit of listening sockets (connection tokens are `generation << 32 | slot`).
 const LISTENER: u64 = 1 << 63;
 
@@ -203,8 +230,12 @@ pub struct Server {
     /// Connections open (served, parked, idle), against `worker-max-connections`.
     conns: AtomicUsize,
     max_conns: usize,
-    /// The listeners are out of the epoll set because of the cap.
+    /// The listeners are out of the epoll set because of the cap (a copy of `Gate::paused`
+    /// for the check on every close).
     paused: AtomicBool,
+    /// A copy of `Gate::aside_until.is_some()` for the check before every wait.
+    aside: AtomicBool,
+    gate: Mutex<Gate>,
     stopping: AtomicBool,
     pub ctx: Arc<Ctx>,
     handler: Arc<liege_wsgi::Handler>,
@@ -244,6 +275,15 @@ impl Server {
             conns: AtomicUsize::new(0),
             max_conns: ctx.cfg.max_connections.max(1) as usize,
             paused: AtomicBool::new(false),
+            aside: AtomicBool::new(false),
+            gate: Mutex::new(Gate {
+                registered: true,
+                paused: false,
+                aside_until: None,
+                aside_from: 0,
+                vain: 0,
+                calm_until: None,
+            }),
             stopping: AtomicBool::new(false),
             rules: h1::Rules {
                 max_head: ctx.cfg.buffer_size.max(1024),
@@ -274,9 +314,7 @@ impl Server {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        for l in &self.listeners {
-            self.ep.remove(l.fd);
-        }
+        self.gate(|_| {});
         if let Some(b) = &self.balance {
             b.set_accepting(false);
         }
@@ -388,7 +426,11 @@ impl Server {
             if self.multi && !self.lead() {
                 continue;
             }
-            let got = self.ep.wait_one(STOP_CHECK);
+            let mut wait = STOP_CHECK;
+            if self.aside.load(Ordering::Acquire) {
+                wait = wait.min(self.come_back());
+            }
+            let got = self.ep.wait_one(wait);
             if self.multi {
                 self.step_down(got.is_some());
             }
@@ -521,8 +563,12 @@ impl Server {
             // When this worker holds more than its share, and every ROTATE_EVERY accepts
             // anyway (two epoll_ctl calls each time, not per request).
             let n = self.accepts.fetch_add(1, Ordering::Relaxed);
-            if b.overloaded() || (n % ROTATE_EVERY == ROTATE_EVERY - 1 && b.others_accepting()) {
-                self.rotate(i);
+            match b.overloaded() {
+                Some(min) => self.step_aside(i, min),
+                None if n % ROTATE_EVERY == ROTATE_EVERY - 1 && b.others_accepting() => {
+                    self.rotate(i)
+                }
+                None => {}
             }
         }
         self.active.fetch_add(1, Ordering::AcqRel);
@@ -549,9 +595,7 @@ impl Server {
             "worker-max-connections ({}) reached: not accepting until a connection closes",
             self.max_conns
         );
-        for l in &self.listeners {
-            self.ep.remove(l.fd);
-        }
+        self.gate(|g| g.paused = true);
         // A connection may have closed between the count and the flag.
         if self.conns.load(Ordering::Acquire) < self.max_conns {
             self.resume_accepting();
@@ -560,25 +604,90 @@ impl Server {
 
     fn resume_accepting(&self) {
         if self.paused.swap(false, Ordering::AcqRel) {
-            for i in 0..self.listeners.len() {
-                self.listen(i);
-            }
+            self.gate(|g| g.paused = false);
         }
     }
 
-    /// Put listener `i` back in the epoll set, unless the worker is stopping.
-    fn listen(&self, i: usize) {
-        let l = &self.listeners[i];
-        if self.stopping() {
+    /// Change what keeps the listeners out of the epoll set, then add or remove them to
+    /// match: in the set unless stopping, paused or stepped aside.
+    fn gate(&self, change: impl FnOnce(&mut Gate)) {
+        let mut g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut g);
+        self.aside.store(g.aside_until.is_some(), Ordering::Release);
+        let want = !self.stopping() && !g.paused && g.aside_until.is_none();
+        if want == g.registered {
             return;
         }
-        if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
-            tracing::warn!("listener {}: {e}", l.name);
+        for (i, l) in self.listeners.iter().enumerate() {
+            if want {
+                if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
+                    tracing::warn!("listener {}: {e}", l.name);
+                }
+            } else {
+                self.ep.remove(l.fd);
+            }
         }
-        // begin_stop may have removed the listeners between the check and the add.
-        if self.stopping() {
-            self.ep.remove(l.fd);
+        g.registered = want;
+    }
+
+    /// This worker holds more connections than its share (`min`: the least loaded other
+    /// worker's): stop accepting for [`ASIDE`], so that the next connections wake that
+    /// worker, instead of taking every connection of a burst while the other worker is
+    /// still waking up (with keep-alive such a split lasts as long as the connections).
+    /// Parked connections are still served meanwhile. A worker that stepped aside in vain
+    /// [`VAIN`] times in a row (the other took nothing: it is busy) takes what comes for
+    /// [`CALM`], only moving to the back of the wake-up queue as every [`ROTATE_EVERY`]
+    /// accepts.
+    fn step_aside(&self, i: usize, min: u32) {
+        let now = Instant::now();
+        let mut rotate = false;
+        self.gate(|g| {
+            if g.aside_until.is_some() {
+                return;
+            }
+            if g.calm_until.is_some_and(|t| now < t) {
+                rotate = true;
+                return;
+            }
+            g.calm_until = None;
+            g.aside_until = Some(now + ASIDE);
+            g.aside_from = min;
+        });
+        if rotate {
+            self.rotate(i);
         }
+    }
+
+    /// Stepped aside: accept again once the other workers caught up or [`ASIDE`] is over.
+    /// Returns how long to wait in epoll before looking again.
+    fn come_back(&self) -> Duration {
+        let now = Instant::now();
+        let (caught_up, min) = match &self.balance {
+            Some(b) => (b.overloaded().is_none(), b.min_other()),
+            None => (true, None),
+        };
+        let mut left = Duration::ZERO;
+        self.gate(|g| {
+            let Some(until) = g.aside_until else {
+                return;
+            };
+            if caught_up || now >= until {
+                // The least loaded worker took nothing meanwhile: it may not be able to.
+                if !caught_up && min.is_none_or(|m| m <= g.aside_from) {
+                    g.vain += 1;
+                    if g.vain >= VAIN {
+                        g.vain = 0;
+                        g.calm_until = Some(now + CALM);
+                    }
+                } else {
+                    g.vain = 0;
+                }
+                g.aside_until = None;
+            } else {
+                left = until - now;
+            }
+        });
+        left
     }
 
     /// Move this worker to the end of the listener's queue of exclusive waiters, so the
@@ -586,9 +695,13 @@ impl Server {
     /// calls get). Without it the worker whose epoll registered first would take every
     /// connection while it keeps up.
     fn rotate(&self, i: usize) {
-        self.ep.remove(self.listeners[i].fd);
-        if !self.paused.load(Ordering::Acquire) {
-            self.listen(i);
+        let g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        if g.registered {
+            let l = &self.listeners[i];
+            self.ep.remove(l.fd);
+            if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
+                tracing::warn!("listener {}: {e}", l.name);
+            }
         }
     }
 

@@ -58,7 +58,8 @@ impl Epoll {
         let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
     }
 
-    /// Wait for one event (`None` on timeout or signal).
+    /// Wait for one event (`None` on timeout or signal); the timeout is rounded up to whole
+    /// milliseconds (never 0 for a non-zero timeout: no busy loop).
     pub fn wait_one(&self, timeout: Duration) -> Option<u64> {
         let mut ev = libc::epoll_event { events: 0, u64: 0 };
         // SAFETY: valid epoll fd; room for exactly one event.
@@ -67,7 +68,7 @@ impl Epoll {
                 self.fd.as_raw_fd(),
                 &mut ev,
                 1,
-                timeout.as_millis().min(i32::MAX as u128) as i32,
+                timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
             )
         };
         (n == 1).then_some(ev.u64)
