@@ -63,7 +63,7 @@ impl Balance {
     }
     /// Another worker of the app is accepting too.
     pub fn others_accepting(&self) -> bool {
-        self.sb.min_other_active(self.slot).is_some()
+        self.min_other().is_some()
     }
     /// The fewest connections held by another accepting worker.
     pub fn min_other(&self) -> Option<u32> {
@@ -78,7 +78,12 @@ impl Balance {
         if mine <= slack(0) {
             return None;
         }
-        self.min_other().filter(|&min| mine > min + slack(min))
+        self.min_other().filter(|&min| self.exceeds(min))
+    }
+    /// This worker holds more connections than `min` (the least loaded other worker's count,
+    /// read once by the caller) plus the slack.
+    pub fn exceeds(&self, min: u32) -> bool {
+        self.sb.slot(self.slot).active.load(Ordering::Acquire) > min + slack(min)
     }
 }
 

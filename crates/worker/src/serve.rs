@@ -620,14 +620,20 @@ impl Server {
         }
         for (i, l) in self.listeners.iter().enumerate() {
             if want {
-                if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
-                    tracing::warn!("listener {}: {e}", l.name);
-                }
+                self.add_listener(i);
             } else {
                 self.ep.remove(l.fd);
             }
         }
         g.registered = want;
+    }
+
+    /// Put listener `i` in the epoll set (under the gate's lock).
+    fn add_listener(&self, i: usize) {
+        let l = &self.listeners[i];
+        if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
+            tracing::warn!("listener {}: {e}", l.name);
+        }
     }
 
     /// This worker holds more connections than its share (`min`: the least loaded other
@@ -662,8 +668,12 @@ impl Server {
     /// Returns how long to wait in epoll before looking again.
     fn come_back(&self) -> Duration {
         let now = Instant::now();
+        // One scan of the scoreboard for both questions.
         let (caught_up, min) = match &self.balance {
-            Some(b) => (b.overloaded().is_none(), b.min_other()),
+            Some(b) => {
+                let min = b.min_other();
+                (!min.is_some_and(|m| b.exceeds(m)), min)
+            }
             None => (true, None),
         };
         let mut left = Duration::ZERO;
@@ -697,11 +707,8 @@ impl Server {
     fn rotate(&self, i: usize) {
         let g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
         if g.registered {
-            let l = &self.listeners[i];
-            self.ep.remove(l.fd);
-            if let Err(e) = self.ep.add_listener(l.fd, LISTENER | i as u64) {
-                tracing::warn!("listener {}: {e}", l.name);
-            }
+            self.ep.remove(self.listeners[i].fd);
+            self.add_listener(i);
         }
     }
 
