@@ -54,14 +54,29 @@ fn two_workers(sb: &Sandbox) -> (String, Proc) {
     (addr, m)
 }
 
+/// The worker pid an answer names.
+fn pid_of(body: &str) -> String {
+    body.split("pid=").nth(1).unwrap_or("?").trim().to_string()
+}
+
 /// The worker pid in each answer, counted.
 fn per_pid(bodies: impl Iterator<Item = String>) -> BTreeMap<String, usize> {
     let mut per_pid: BTreeMap<String, usize> = BTreeMap::new();
     for body in bodies {
-        let pid = body.split("pid=").nth(1).unwrap_or("?").trim().to_string();
-        *per_pid.entry(pid).or_default() += 1;
+        *per_pid.entry(pid_of(&body)).or_default() += 1;
     }
     per_pid
+}
+
+/// `n` new connections, then a request on each, written as fast as possible (the requests
+/// of a burst arrive at once); the answers are left to read.
+fn burst(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    conns
 }
 
 #[test]
@@ -95,13 +110,7 @@ fn a_burst_of_keep_alive_connections_is_shared_by_both_workers() {
 fn requests_arriving_at_once_on_new_connections_are_split_evenly() {
     let sb = Sandbox::new();
     let (addr, _m) = two_workers(&sb);
-    let mut conns: Vec<TcpStream> = (0..64)
-        .map(|_| TcpStream::connect(&addr).unwrap())
-        .collect();
-    for c in &mut conns {
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    }
+    let mut conns = burst(&addr, 64);
     let per_pid = per_pid(conns.iter_mut().map(read_body));
     assert_eq!(
         per_pid.len(),
@@ -121,26 +130,17 @@ fn requests_arriving_at_once_on_new_connections_are_split_evenly() {
 fn a_busy_worker_does_not_hold_back_new_connections() {
     let sb = Sandbox::new();
     let (addr, _m) = two_workers(&sb);
-    let open = |n: usize| -> Vec<TcpStream> {
-        let mut conns: Vec<TcpStream> =
-            (0..n).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-        for c in &mut conns {
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        }
-        conns
-    };
-    let mut held = open(24);
+    let mut held = burst(&addr, 24);
     let pids: Vec<String> = held.iter_mut().map(read_body).collect();
     // Make the worker that holds the first connection busy for 3 s.
-    let busy = pids[0].split("pid=").nth(1).unwrap().trim().to_string();
+    let busy = pid_of(&pids[0]);
     write!(held[0], "GET /slow?3 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let started = format!("slow-started-{busy}");
     wait_for(T, "the slow request to start", || {
         sb.path().join(&started).exists().then_some(())
     });
     let t0 = std::time::Instant::now();
-    let mut fresh = open(40);
+    let mut fresh = burst(&addr, 40);
     let per_pid = per_pid(fresh.iter_mut().map(read_body));
     let took = t0.elapsed();
     assert!(
